@@ -1,0 +1,69 @@
+"""Reading alerts with their history, newest first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg.rows import class_row
+
+from core.db import Pool
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    id: int
+    device_id: str | None
+    area: str | None
+    type: str
+    severity: str
+    state: str
+    raised_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    resolved_at: datetime | None
+    resolved_by: str | None
+    details: dict[str, Any]
+    history: list[dict[str, Any]]
+
+
+_SELECT = """
+SELECT a.id, a.device_id, a.area, a.type, a.severity, a.state, a.raised_at, a.acknowledged_at,
+       a.acknowledged_by, a.resolved_at, a.resolved_by, a.details,
+       coalesce((SELECT jsonb_agg(jsonb_build_object('at', h.at, 'action', h.action,
+                                                    'actor', h.actor, 'note', h.note)
+                                  ORDER BY h.at, h.id)
+                 FROM alert_history h WHERE h.alert_id = a.id), '[]'::jsonb) AS history
+FROM alerts a
+WHERE (%(before)s::bigint IS NULL OR a.id < %(before)s)
+  AND (%(state)s::text IS NULL OR a.state = %(state)s)
+  AND (%(type)s::text IS NULL OR a.type = %(type)s)
+  AND (%(device_id)s::text IS NULL OR a.device_id = %(device_id)s)
+  AND (%(severity)s::text IS NULL OR a.severity = %(severity)s)
+ORDER BY a.id DESC
+LIMIT %(limit)s
+"""
+
+
+async def list_alerts(
+    pool: Pool,
+    *,
+    limit: int,
+    before_id: int | None = None,
+    state: str | None = None,
+    type: str | None = None,
+    device_id: str | None = None,
+    severity: str | None = None,
+) -> list[AlertRecord]:
+    params = {
+        "before": before_id,
+        "state": state,
+        "type": type,
+        "device_id": device_id,
+        "severity": severity,
+        "limit": limit,
+    }
+    async with pool.connection() as conn, conn.cursor(row_factory=class_row(AlertRecord)) as cur:
+        await cur.execute(_SELECT, params)
+        return await cur.fetchall()

@@ -1,0 +1,19 @@
+"""What the API needs from the running service."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from core.db import Pool
+from core.metrics import Metrics
+from core.settings import Settings
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    settings: Settings
+    pool: Pool
+    metrics: Metrics
+    # Checks /healthz runs besides the database: e.g. "is the ingest connected to the broker".
+    readiness: dict[str, Callable[[], bool]]

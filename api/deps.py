@@ -1,0 +1,69 @@
+"""FastAPI dependencies: the service context, the pool and the caller's role."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.context import ApiContext
+from api.tokens import Principal, Role, authenticate
+from core.db import Pool
+
+_bearer = HTTPBearer(auto_error=False, description="API token from `telecare token create`")
+
+
+def get_context(request: Request) -> ApiContext:
+    context: ApiContext = request.app.state.context
+    return context
+
+
+def get_pool(context: Annotated[ApiContext, Depends(get_context)]) -> Pool:
+    return context.pool
+
+
+ContextDep = Annotated[ApiContext, Depends(get_context)]
+PoolDep = Annotated[Pool, Depends(get_pool)]
+
+
+async def get_principal(
+    pool: PoolDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing bearer token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    principal = await authenticate(pool, credentials.credentials)
+    if principal is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "invalid or revoked token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return principal
+
+
+def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency that admits only the given roles (401 without a token, 403 for others)."""
+
+    async def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        if principal.role not in roles:
+            allowed = ", ".join(r.value for r in roles)
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"role {principal.role.value!r} may not do this ({allowed} only)",
+            )
+        return principal
+
+    return check
+
+
+AnyRole = Annotated[Principal, Depends(require(Role.ADMIN, Role.TECHNICIAN, Role.OPERATOR))]
+TechnicianRole = Annotated[Principal, Depends(require(Role.ADMIN, Role.TECHNICIAN))]
+OperatorRole = Annotated[Principal, Depends(require(Role.ADMIN, Role.OPERATOR))]
+AdminRole = Annotated[Principal, Depends(require(Role.ADMIN))]

@@ -1,0 +1,32 @@
+"""The database connection pool."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from core.settings import Settings
+
+Pool = AsyncConnectionPool[AsyncConnection]
+
+
+@asynccontextmanager
+async def open_pool(settings: Settings, *, name: str = "telecare") -> AsyncIterator[Pool]:
+    """Open a pool, wait until its first connections work, and close it on exit."""
+    pool: Pool = AsyncConnectionPool(
+        settings.database_url,
+        min_size=settings.db_pool_min,
+        max_size=settings.db_pool_max,
+        name=name,
+        open=False,
+        kwargs={"autocommit": True},
+        reconnect_timeout=0,  # keep trying while the database is away, never give up the pool
+    )
+    await pool.open(wait=True, timeout=30)
+    try:
+        yield pool
+    finally:
+        await pool.close()

@@ -1,0 +1,176 @@
+"""The device wire protocol of PROTOCOL.md section 2: topics and payload models."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+TOPIC_ROOT = "telecare/v1"
+MAX_PAYLOAD_BYTES = 4096
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$"
+_DEVICE_ID_RE = re.compile(DEVICE_ID_PATTERN)
+
+DeviceId = Annotated[str, StringConstraints(pattern=DEVICE_ID_PATTERN)]
+MsgId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class MessageKind(StrEnum):
+    HEARTBEAT = "heartbeat"
+    ALARM = "alarm"
+    STATUS = "status"
+    ACK = "ack"
+
+
+class AlarmEvent(StrEnum):
+    PENDANT = "pendant"
+    PULL_CORD = "pull_cord"
+    FALL = "fall"
+    SMOKE = "smoke"
+    HEAT = "heat"
+    CO = "co"
+    GAS = "gas"
+    FLOOD = "flood"
+    TEMPERATURE_LOW = "temperature_low"
+    TEMPERATURE_HIGH = "temperature_high"
+    BED_EXIT = "bed_exit"
+    CHAIR_EXIT = "chair_exit"
+    DOOR_EXIT = "door_exit"
+    BOGUS_CALLER = "bogus_caller"
+    EPILEPSY = "epilepsy"
+    INACTIVITY = "inactivity"
+    MEDICATION_MISSED = "medication_missed"
+    PANIC = "panic"
+    TAMPER = "tamper"
+    BATTERY_LOW = "battery_low"
+    MAINS_FAIL = "mains_fail"
+    MAINS_RESTORE = "mains_restore"
+    PERIPHERAL_BATTERY_LOW = "peripheral_battery_low"
+    PERIPHERAL_LOST = "peripheral_lost"
+    TEST = "test"
+    CANCEL = "cancel"
+
+
+# A person may be in danger right now: these go to the top of the operators' queue.
+LIFE_SAFETY_EVENTS = frozenset(
+    {
+        AlarmEvent.FALL,
+        AlarmEvent.SMOKE,
+        AlarmEvent.HEAT,
+        AlarmEvent.CO,
+        AlarmEvent.GAS,
+        AlarmEvent.PENDANT,
+        AlarmEvent.PULL_CORD,
+        AlarmEvent.EPILEPSY,
+        AlarmEvent.PANIC,
+    }
+)
+# Technical or informational events: no person asked for help.
+TECHNICAL_EVENTS = frozenset(
+    {
+        AlarmEvent.BATTERY_LOW,
+        AlarmEvent.MAINS_FAIL,
+        AlarmEvent.MAINS_RESTORE,
+        AlarmEvent.PERIPHERAL_BATTERY_LOW,
+        AlarmEvent.PERIPHERAL_LOST,
+        AlarmEvent.TEST,
+        AlarmEvent.CANCEL,
+        AlarmEvent.TAMPER,
+    }
+)
+
+
+def alarm_severity(event: AlarmEvent) -> str:
+    """Severity an operator sees for an alarm event."""
+    if event in LIFE_SAFETY_EVENTS:
+        return "critical"
+    if event in TECHNICAL_EVENTS:
+        return "low"
+    return "high"
+
+
+class _Payload(BaseModel):
+    # Unknown extra fields are ignored (forward compatible); strict types otherwise.
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+
+
+class Peripheral(_Payload):
+    id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    kind: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    battery_pct: Annotated[int, Field(ge=0, le=100)] | None = None
+    last_seen_s: Annotated[int, Field(ge=0)]
+
+
+class Heartbeat(_Payload):
+    msg_id: MsgId
+    ts: Annotated[AwareDatetime, Field(strict=False)]
+    seq: Annotated[int, Field(ge=0)]
+    interval_s: Annotated[int, Field(ge=10, le=604800)]
+    power: Literal["mains", "battery"]
+    battery_pct: Annotated[int, Field(ge=0, le=100)] | None
+    signal_dbm: Annotated[int, Field(ge=-150, le=0)] | None
+    network: Literal["ethernet", "wifi", "4g", "5g", "lte-m", "nb-iot", "pstn-adapter"]
+    firmware: Annotated[str, StringConstraints(max_length=32)] | None = None
+    peripherals: list[Peripheral] | None = None
+
+
+class Alarm(_Payload):
+    msg_id: MsgId
+    ts: Annotated[AwareDatetime, Field(strict=False)]
+    seq: Annotated[int, Field(ge=0)]
+    event: Annotated[AlarmEvent, Field(strict=False)]
+    peripheral: Annotated[str, StringConstraints(max_length=64)] | None = None
+    detail: Annotated[str, StringConstraints(max_length=256)] | None = None
+
+
+class Status(_Payload):
+    state: Literal["online", "offline"]
+    ts: Annotated[AwareDatetime, Field(strict=False)] | None = None
+    reason: Annotated[str, StringConstraints(max_length=256)] | None = None
+
+
+class Ack(_Payload):
+    msg_id: str
+    result: Literal["accepted", "duplicate", "rejected"]
+    ts: datetime
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Topic:
+    device_id: str
+    kind: MessageKind
+
+
+class BadTopic(ValueError):
+    """A topic outside `telecare/v1/{device_id}/{kind}`."""
+
+    def __init__(self, topic: str, why: str) -> None:
+        super().__init__(f"{why}: {topic!r}")
+        self.topic = topic
+        self.why = why
+
+
+def parse_topic(topic: str) -> Topic:
+    parts = topic.split("/")
+    if len(parts) != 4 or f"{parts[0]}/{parts[1]}" != TOPIC_ROOT:
+        raise BadTopic(topic, "topic is not telecare/v1/{device_id}/{kind}")
+    device_id, kind = parts[2], parts[3]
+    if not _DEVICE_ID_RE.fullmatch(device_id):
+        raise BadTopic(topic, "device id in topic is not valid")
+    try:
+        return Topic(device_id, MessageKind(kind))
+    except ValueError:
+        raise BadTopic(topic, f"unknown message kind {kind!r}") from None
+
+
+def topic_for(device_id: str, kind: MessageKind) -> str:
+    return f"{TOPIC_ROOT}/{device_id}/{kind.value}"
+
+
+def is_valid_device_id(device_id: str) -> bool:
+    return _DEVICE_ID_RE.fullmatch(device_id) is not None

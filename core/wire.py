@@ -1,0 +1,46 @@
+"""Validating a device message: bytes in, a protocol model out, or the reason it was refused."""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import BaseModel, ValidationError
+
+from core.protocol import MAX_PAYLOAD_BYTES, Alarm, Heartbeat, MessageKind, Status
+
+_MODELS: dict[MessageKind, type[BaseModel]] = {
+    MessageKind.HEARTBEAT: Heartbeat,
+    MessageKind.ALARM: Alarm,
+    MessageKind.STATUS: Status,
+}
+
+
+class Rejection(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def decode(kind: MessageKind, payload: bytes) -> BaseModel:
+    """Validate a payload against PROTOCOL section 2, or raise Rejection with the reason."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise Rejection("oversized", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Rejection("invalid_json", f"not UTF-8: {exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise Rejection("invalid_json", str(exc)) from None
+    if not isinstance(data, dict):
+        raise Rejection("schema", f"payload is a JSON {type(data).__name__}, not an object")
+    try:
+        return _MODELS[kind].model_validate_json(text)
+    except ValidationError as exc:
+        fields = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
+            for err in exc.errors()[:5]
+        )
+        raise Rejection("schema", fields) from None

@@ -1,0 +1,102 @@
+"""Alarms: committed first, acknowledged to the device after. Never lost, never stored twice."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Literal
+
+from core.backoff import backoff_delay
+from core.db import Pool
+from core.metrics import Metrics
+from core.protocol import Ack, Alarm, alarm_severity
+
+log = logging.getLogger(__name__)
+
+AckResult = Literal["accepted", "duplicate", "rejected"]
+PublishAck = Callable[[str, Ack], Awaitable[None]]
+
+_INSERT = """
+INSERT INTO alarms (device_id, msg_id, event, severity, device_ts, seq, peripheral, detail,
+                    received_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (device_id, msg_id) DO NOTHING
+RETURNING id
+"""
+
+
+class AlarmStore:
+    def __init__(self, pool: Pool, metrics: Metrics, publish_ack: PublishAck) -> None:
+        self._pool = pool
+        self._metrics = metrics
+        self._publish_ack = publish_ack
+
+    async def take(self, device_id: str, alarm: Alarm, received_at: datetime) -> AckResult:
+        """Store the alarm (retrying until the database takes it), then acknowledge it."""
+        result = await self._store_until_committed(device_id, alarm, received_at)
+        await self.acknowledge(device_id, alarm.msg_id, result)
+        return result
+
+    async def acknowledge(
+        self, device_id: str, msg_id: str, result: AckResult, reason: str | None = None
+    ) -> None:
+        ack = Ack(msg_id=msg_id, result=result, ts=datetime.now(UTC), reason=reason)
+        try:
+            await self._publish_ack(device_id, ack)
+            self._metrics.alarm_acks.labels(result).inc()
+        except Exception as exc:
+            # The device re-sends an unacknowledged alarm; its repeat gets `duplicate`.
+            log.warning("ack publish failed device=%s msg_id=%s error=%s", device_id, msg_id, exc)
+
+    async def _store_until_committed(
+        self, device_id: str, alarm: Alarm, received_at: datetime
+    ) -> AckResult:
+        attempt = 0
+        while True:
+            try:
+                return await self._store(device_id, alarm, received_at)
+            except Exception as exc:
+                attempt += 1
+                delay = backoff_delay(attempt, cap_s=5)
+                self._metrics.db_write_failures.labels("alarm").inc()
+                log.error(
+                    "alarm not yet stored device=%s msg_id=%s attempt=%d retry_in_s=%.2f error=%s",
+                    device_id,
+                    alarm.msg_id,
+                    attempt,
+                    delay,
+                    exc,
+                )
+                await asyncio.sleep(delay)
+
+    async def _store(self, device_id: str, alarm: Alarm, received_at: datetime) -> AckResult:
+        # The pool's connections are in autocommit: the INSERT is committed when it returns.
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                _INSERT,
+                [
+                    device_id,
+                    alarm.msg_id,
+                    alarm.event.value,
+                    alarm_severity(alarm.event),
+                    alarm.ts,
+                    alarm.seq,
+                    alarm.peripheral,
+                    alarm.detail,
+                    received_at,
+                ],
+            )
+            row = await cur.fetchone()
+        if row is None:
+            log.info("alarm duplicate device=%s msg_id=%s", device_id, alarm.msg_id)
+            return "duplicate"
+        log.info(
+            "alarm stored id=%d device=%s msg_id=%s event=%s",
+            row[0],
+            device_id,
+            alarm.msg_id,
+            alarm.event.value,
+        )
+        return "accepted"

@@ -1,0 +1,83 @@
+"""Which devices are registered: an in-memory set kept fresh by LISTEN/NOTIFY."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from core.db import Pool
+
+log = logging.getLogger(__name__)
+
+# How long "not registered" is believed before the database is asked again.
+NEGATIVE_TTL_S = 5.0
+
+
+class DeviceDirectory:
+    """Answers "is this device registered?" without a query per message."""
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+        self._active: set[str] = set()
+        self._unknown_until: dict[str, float] = {}
+        self._last_msg_id: dict[str, str] = {}
+
+    def __len__(self) -> int:
+        return len(self._active)
+
+    async def reload(self) -> None:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT device_id FROM devices WHERE decommissioned_at IS NULL"
+            )
+            self._active = {row[0] for row in await cur.fetchall()}
+        self._unknown_until.clear()
+        log.info("device directory loaded devices=%d", len(self._active))
+
+    async def refresh(self, device_id: str) -> None:
+        """Re-read one device after a change notification."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT 1 FROM devices WHERE device_id = %s AND decommissioned_at IS NULL",
+                [device_id],
+            )
+            active = await cur.fetchone() is not None
+        self._set(device_id, active=active)
+
+    def known(self, device_id: str) -> bool | None:
+        """True or False when the answer is certain from memory, None when it must be looked up."""
+        if device_id in self._active:
+            return True
+        until = self._unknown_until.get(device_id)
+        if until is not None and until > time.monotonic():
+            return False
+        return None
+
+    async def is_registered(self, device_id: str) -> bool:
+        known = self.known(device_id)
+        if known is not None:
+            return known
+        await self.refresh(device_id)
+        return device_id in self._active
+
+    def is_repeat(self, device_id: str, msg_id: str) -> bool:
+        """True when this heartbeat msg_id is the one last seen from the device (a redelivery)."""
+        if self._last_msg_id.get(device_id) == msg_id:
+            return True
+        self._last_msg_id[device_id] = msg_id
+        return False
+
+    def _set(self, device_id: str, *, active: bool) -> None:
+        if active:
+            self._active.add(device_id)
+            self._unknown_until.pop(device_id, None)
+        else:
+            self._active.discard(device_id)
+            self._last_msg_id.pop(device_id, None)
+            self._unknown_until[device_id] = time.monotonic() + NEGATIVE_TTL_S
+            if len(self._unknown_until) > 100_000:
+                self._prune_unknown()
+
+    def _prune_unknown(self) -> None:
+        now = time.monotonic()
+        self._unknown_until = {d: t for d, t in self._unknown_until.items() if t > now}

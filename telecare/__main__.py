@@ -1,0 +1,5 @@
+import sys
+
+from telecare.cli import main
+
+sys.exit(main())

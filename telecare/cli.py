@@ -1,0 +1,110 @@
+"""The `telecare` command: db upgrade, run, token create, simulate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from api.tokens import Role, create_token
+from core.db import open_pool
+from core.logs import setup_logging
+from core.migrations.runner import upgrade
+from core.settings import ROLES, Settings
+from simulators.cli import add_arguments as add_simulate_arguments
+from simulators.cli import run_simulate
+from telecare.service import Service
+
+log = logging.getLogger("telecare")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="telecare", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    db = commands.add_parser("db", help="database schema")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_commands.add_parser("upgrade", help="create or upgrade the schema (idempotent)")
+
+    run = commands.add_parser("run", help="run ingest, alert engine and API")
+    run.add_argument(
+        "--only",
+        default=",".join(sorted(ROLES)),
+        help="comma-separated roles to run in this process: ingest,alerts,api (default: all)",
+    )
+
+    token = commands.add_parser("token", help="API tokens")
+    token_commands = token.add_subparsers(dest="token_command", required=True)
+    create = token_commands.add_parser("create", help="print a new API token (last line)")
+    create.add_argument("--role", required=True, choices=[r.value for r in Role])
+    create.add_argument("--name", required=True)
+
+    add_simulate_arguments(commands.add_parser("simulate", help="run a simulated device fleet"))
+    return parser
+
+
+async def _db_upgrade(settings: Settings, _: argparse.Namespace) -> int:
+    async with open_pool(settings) as pool, pool.connection() as conn:
+        result = await upgrade(conn)
+    applied = ", ".join(str(v) for v in result.applied) or "none (already up to date)"
+    print(f"migrations applied: {applied}")
+    print(f"timescaledb: {'enabled' if result.timescaledb else 'NOT available (plain tables)'}")
+    return 0
+
+
+async def _run(settings: Settings, args: argparse.Namespace) -> int:
+    roles = {r.strip() for r in args.only.split(",") if r.strip()}
+    if not roles or roles - ROLES:
+        print(f"--only takes roles from {sorted(ROLES)}, got {args.only!r}", file=sys.stderr)
+        return 2
+    async with Service(settings, roles) as service:
+        log.info("telecare running roles=%s", ",".join(sorted(roles)))
+        if "api" in roles:
+            print(f"API listening on {service.api_url}", flush=True)
+        await asyncio.Event().wait()  # until interrupted
+    return 0
+
+
+async def _token_create(settings: Settings, args: argparse.Namespace) -> int:
+    async with open_pool(settings) as pool:
+        token = await create_token(pool, role=Role(args.role), name=args.name)
+    print(f"token for {args.name!r} with role {args.role}:", file=sys.stderr)
+    print(token)
+    return 0
+
+
+async def _simulate(settings: Settings, args: argparse.Namespace) -> int:
+    return await run_simulate(args, settings)
+
+
+_COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {
+    "db": _db_upgrade,
+    "run": _run,
+    "token": _token_create,
+    "simulate": _simulate,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValueError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level)
+    command = _COMMANDS[args.command]
+    try:
+        return asyncio.run(command(settings, args))
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""`telecare run`: ingest, alert engine and API composed in one process, each role optional."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Collection
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Self
+
+import uvicorn
+
+from alerts.engine import AlertEngine
+from alerts.feed import feed_from_mqtt
+from api.app import create_app
+from api.context import ApiContext
+from core.db import Pool, open_pool
+from core.metrics import Metrics
+from core.migrations.runner import upgrade
+from core.settings import ROLES, Settings
+from ingest.consumer import Ingest
+
+log = logging.getLogger(__name__)
+
+
+class Service:
+    """Async context manager: everything starts on enter and is stopped, in order, on exit."""
+
+    def __init__(self, settings: Settings, roles: Collection[str] = ROLES) -> None:
+        unknown = set(roles) - ROLES
+        if unknown or not roles:
+            raise ValueError(f"roles must be among {sorted(ROLES)}, got {sorted(roles)}")
+        self.settings = settings
+        self.roles = frozenset(roles)
+        self.metrics = Metrics()
+        self.ingest: Ingest | None = None
+        self.engine: AlertEngine | None = None
+        self._server: uvicorn.Server | None = None
+        self._feed_connected = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stack = AsyncExitStack()
+        self._pool: Pool | None = None
+
+    @property
+    def pool(self) -> Pool:
+        assert self._pool is not None, "service not started"
+        return self._pool
+
+    @property
+    def api_port(self) -> int:
+        assert self._server is not None and self._server.servers, "api not started"
+        port: int = self._server.servers[0].sockets[0].getsockname()[1]
+        return port
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.settings.api_host}:{self.api_port}"
+
+    async def __aenter__(self) -> Self:
+        await self._stack.__aenter__()
+        try:
+            await self._start()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stack.__aexit__(exc_type, exc, tb)
+
+    async def _start(self) -> None:
+        self._pool = await self._stack.enter_async_context(open_pool(self.settings))
+        async with self._pool.connection() as conn:
+            result = await upgrade(conn)
+        if not result.timescaledb:
+            log.warning("running on plain PostgreSQL: TimescaleDB is not available")
+        tg = await self._stack.enter_async_context(asyncio.TaskGroup())
+        self._stack.push_async_callback(self._stop_tasks)  # runs before the group is awaited
+
+        if "alerts" in self.roles:
+            self.engine = AlertEngine(self.settings, self._pool, self.metrics)
+            self._spawn(tg, self.engine.run(), "alerts")
+        if "ingest" in self.roles:
+            self.ingest = Ingest(self.settings, self._pool, self.metrics)
+            if self.engine is not None:
+                self.ingest.add_observer(self.engine)
+            self._spawn(tg, self.ingest.run(), "ingest")
+        elif self.engine is not None:
+            self._spawn(
+                tg, feed_from_mqtt(self.settings, self.engine, self._feed_connected), "alerts.feed"
+            )
+        if "api" in self.roles:
+            await self._start_api(tg)
+
+    def _spawn(self, tg: asyncio.TaskGroup, coro: object, name: str) -> None:
+        self._tasks.append(tg.create_task(coro, name=name))  # type: ignore[arg-type]
+
+    async def _start_api(self, tg: asyncio.TaskGroup) -> None:
+        readiness = {}
+        if self.ingest is not None:
+            readiness["broker"] = self.ingest.connected.is_set
+        elif self.engine is not None:
+            readiness["broker"] = self._feed_connected.is_set
+        if self.engine is not None:
+            readiness["alert_engine"] = self.engine.loaded.is_set
+        context = ApiContext(self.settings, self.pool, self.metrics, readiness)
+        config = uvicorn.Config(
+            create_app(context),
+            host=self.settings.api_host,
+            port=self.settings.api_port,
+            log_config=None,
+            lifespan="off",
+            access_log=False,
+        )
+        self._server = uvicorn.Server(config)
+        task = tg.create_task(self._server.serve(), name="api")
+        while not self._server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("the API server stopped while starting")
+            await asyncio.sleep(0.01)
+        self._stack.push_async_callback(self._stop_api, task)
+        log.info("api listening url=%s", self.api_url)
+
+    async def _stop_api(self, task: asyncio.Task[None]) -> None:
+        assert self._server is not None
+        self._server.should_exit = True
+        await task
+
+    async def _stop_tasks(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def wait_ready(self, within_s: float = 30) -> None:
+        """Until the broker connection is up and the engine has loaded its deadlines."""
+        waits = []
+        if self.ingest is not None:
+            waits.append(self.ingest.connected.wait())
+        elif self.engine is not None:
+            waits.append(self._feed_connected.wait())
+        if self.engine is not None:
+            waits.append(self.engine.loaded.wait())
+        async with asyncio.timeout(within_s):
+            await asyncio.gather(*waits)
