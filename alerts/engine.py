@@ -62,6 +62,8 @@ class AlertEngine:
         self._tracker = DeadlineTracker()
         self._migrating: set[str] = set()
         self._connection_lost: set[str] = set()
+        # Heartbeats that arrived before the device's registration reached this engine.
+        self._early_beats: dict[str, float] = {}
         self._raises: asyncio.Queue[Raise] = asyncio.Queue()
         self._resolves: asyncio.Queue[_Resolve] = asyncio.Queue()
         self._wake = asyncio.Event()
@@ -91,6 +93,9 @@ class AlertEngine:
     def heartbeat_received(self, device_id: str, received_at: datetime, beat: Heartbeat) -> None:
         was_overdue = self._tracker.beat(device_id, time.monotonic())
         if was_overdue is None:
+            if len(self._early_beats) > 10_000:
+                self._early_beats.clear()
+            self._early_beats[device_id] = time.monotonic()
             return
         lost = device_id in self._connection_lost
         if was_overdue or lost:
@@ -138,6 +143,9 @@ class AlertEngine:
             self._forget(device_id)
             return
         self._track_row(row, overdue=self._tracker.is_overdue(device_id))
+        early = self._early_beats.pop(device_id, None)
+        if early is not None:
+            self._tracker.beat(device_id, early)
         self._metrics.devices_tracked.set(len(self._tracker))
         self._wake.set()
 

@@ -1,0 +1,78 @@
+"""A device that falls silent gets exactly one alert, resolved by its next heartbeat."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from telecare.service import Service
+from tests.support import Devices, heartbeat, publish, topic, wait_for
+
+
+async def _alerts(api: httpx.AsyncClient, device_id: str, **filters: str) -> list[dict[str, Any]]:
+    response = await api.get("/alerts", params={"device_id": device_id, **filters})
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+async def test_silent_device_gets_one_heartbeat_missed_alert_resolved_by_next_heartbeat(
+    service: Service, admin: httpx.AsyncClient, devices: Devices
+) -> None:
+    device = await devices.register(heartbeat_interval_s=10, heartbeat_grace_s=0)
+    device_id = device["device_id"]
+    await publish(topic(device_id, "heartbeat"), heartbeat(interval_s=10))
+
+    async def raised() -> list[dict[str, Any]]:
+        return await _alerts(admin, device_id, state="open")
+
+    open_alerts = await wait_for(raised, within_s=20, what="heartbeat_missed alert")
+    assert [(a["type"], a["severity"]) for a in open_alerts] == [("heartbeat_missed", "high")]
+
+    async def overdue() -> bool:
+        return bool((await admin.get(f"/devices/{device_id}")).json()["status"] == "overdue")
+
+    await wait_for(overdue, within_s=2, what="device status overdue")
+
+    # Another full window of silence: still one alert, not one per missed beat.
+    assert service.engine is not None
+    await wait_for(lambda: _still_overdue(service, device_id), within_s=15, what="a second window")
+    assert len(await _alerts(admin, device_id)) == 1
+
+    await publish(topic(device_id, "heartbeat"), heartbeat(seq=2, interval_s=10))
+
+    async def resolved() -> list[dict[str, Any]]:
+        return await _alerts(admin, device_id, state="resolved")
+
+    done = await wait_for(resolved, what="alert resolved")
+    assert len(done) == 1
+    assert done[0]["resolved_by"] == "device"
+    assert [h["action"] for h in done[0]["history"]] == ["raised", "resolved"]
+    assert len(await _alerts(admin, device_id)) == 1
+
+
+async def _still_overdue(service: Service, device_id: str) -> bool:
+    async with service.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT now() - raised_at > interval '10 seconds' FROM alerts WHERE device_id = %s",
+            [device_id],
+        )
+        row = await cur.fetchone()
+    return bool(row and row[0])
+
+
+async def test_alert_is_not_raised_twice_across_a_restart(
+    service: Service, admin: httpx.AsyncClient, devices: Devices
+) -> None:
+    device_id = (await devices.register(heartbeat_interval_s=10, heartbeat_grace_s=0))["device_id"]
+
+    async def raised() -> list[dict[str, Any]]:
+        return await _alerts(admin, device_id, state="open")
+
+    await wait_for(raised, within_s=20, what="heartbeat_missed for a never-seen device")
+    async with Service(
+        service.settings.model_copy(update={"mqtt_client_id": "test-restart"})
+    ) as again:
+        await again.wait_ready()
+        assert again.engine is not None and again.engine.devices_tracked >= 1
+    assert len(await _alerts(admin, device_id)) == 1

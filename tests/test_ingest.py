@@ -1,0 +1,177 @@
+"""A device's messages travel through the real broker into the real database."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import aiomqtt
+import httpx
+import psycopg
+
+from telecare.service import Service
+from tests.support import BROKER, Devices, alarm, heartbeat, publish, topic, wait_for
+
+
+async def test_heartbeat_is_stored_and_device_turns_online(
+    service: Service, admin: httpx.AsyncClient, devices: Devices
+) -> None:
+    device = await devices.register()
+    device_id = device["device_id"]
+    assert device["status"] == "never_seen"
+
+    await publish(topic(device_id, "heartbeat"), heartbeat(battery_pct=55, power="battery"))
+
+    async def online() -> dict[str, Any] | None:
+        body: dict[str, Any] = (await admin.get(f"/devices/{device_id}")).json()
+        return body if body["status"] == "online" else None
+
+    body = await wait_for(online, what="device online")
+    assert body["battery_pct"] == 55
+    assert body["power"] == "battery"
+    assert body["last_heartbeat_at"] is not None
+    async with service.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT count(*) FROM heartbeats WHERE device_id = %s", [device_id]
+        )
+        assert await cur.fetchone() == (1,)
+
+
+async def _send_alarm_and_read_ack(
+    device_id: str, payload: dict[str, Any], expect: str
+) -> dict[str, Any]:
+    """The ack with the expected result. Other backends sharing the broker (a developer's demo)
+    may answer `rejected` for a device they do not know; those answers are skipped."""
+    async with aiomqtt.Client(*BROKER, identifier=f"dev-{uuid.uuid4().hex[:8]}") as client:
+        await client.subscribe(topic(device_id, "ack"), qos=1)
+        await client.publish(topic(device_id, "alarm"), json.dumps(payload), qos=1)
+        async with asyncio.timeout(10):
+            async for message in client.messages:
+                assert isinstance(message.payload, bytes)
+                ack: dict[str, Any] = json.loads(message.payload)
+                if ack["msg_id"] == payload["msg_id"] and ack["result"] == expect:
+                    return ack
+    raise AssertionError("no ack")
+
+
+async def _alarm_rows(service: Service, device_id: str, msg_id: str) -> int:
+    async with service.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT count(*) FROM alarms WHERE device_id = %s AND msg_id = %s", [device_id, msg_id]
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_alarm_is_acknowledged_after_commit_and_repeat_is_duplicate(
+    service: Service, devices: Devices
+) -> None:
+    device_id = (await devices.register())["device_id"]
+    payload = alarm("fall")
+
+    ack = await _send_alarm_and_read_ack(device_id, payload, "accepted")
+    assert ack["result"] == "accepted"
+    assert await _alarm_rows(service, device_id, payload["msg_id"]) == 1  # committed before ack
+
+    repeat = await _send_alarm_and_read_ack(device_id, payload, "duplicate")
+    assert repeat["result"] == "duplicate"
+    assert await _alarm_rows(service, device_id, payload["msg_id"]) == 1
+
+
+async def test_alarm_is_not_acknowledged_while_the_database_cannot_store_it(
+    service: Service, devices: Devices, database_url: str
+) -> None:
+    """A fault: the alarms table is locked, so the insert cannot commit. No ack may go out
+    until it does; then the alarm is stored once and acknowledged `accepted`."""
+    device_id = (await devices.register())["device_id"]
+    payload = alarm("smoke")
+    blocker = await psycopg.AsyncConnection.connect(database_url)
+    await blocker.execute("LOCK TABLE alarms IN ACCESS EXCLUSIVE MODE")
+    try:
+        async with aiomqtt.Client(*BROKER, identifier=f"dev-{uuid.uuid4().hex[:8]}") as client:
+            await client.subscribe(topic(device_id, "ack"), qos=1)
+            await client.publish(topic(device_id, "alarm"), json.dumps(payload), qos=1)
+            acks: list[dict[str, Any]] = []
+
+            async def collect() -> None:
+                async for message in client.messages:
+                    assert isinstance(message.payload, bytes)
+                    ack = json.loads(message.payload)
+                    if ack["result"] != "rejected":  # see _send_alarm_and_read_ack
+                        acks.append(ack)
+
+            collector = asyncio.create_task(collect())
+            try:
+                await asyncio.sleep(1.5)  # the ack must NOT arrive in this window
+                assert acks == [], "alarm acknowledged before it was committed"
+                await blocker.rollback()  # the database takes writes again
+                await wait_for(lambda: _ready(acks), what="ack after commit")
+            finally:
+                collector.cancel()
+        assert acks[0] == {**acks[0], "msg_id": payload["msg_id"], "result": "accepted"}
+        assert await _alarm_rows(service, device_id, payload["msg_id"]) == 1
+    finally:
+        await blocker.close()
+
+
+async def _ready(acks: list[dict[str, Any]]) -> bool:
+    return bool(acks)
+
+
+BAD_INPUTS = [
+    ("heartbeat", b"{not json", "invalid_json"),
+    ("heartbeat", b"\xff\xfe", "invalid_json"),
+    ("heartbeat", b"[1, 2]", "schema"),
+    ("heartbeat", json.dumps({**heartbeat(), "seq": "seven"}).encode(), "schema"),
+    ("heartbeat", json.dumps({**heartbeat(), "battery_pct": 140}).encode(), "schema"),
+    ("heartbeat", json.dumps({**heartbeat(), "ts": "yesterday"}).encode(), "schema"),
+    ("heartbeat", json.dumps({**heartbeat(), "pad": "x" * 5000}).encode(), "oversized"),
+    ("alarm", json.dumps({**alarm(), "event": "explosion"}).encode(), "schema"),
+    ("status", json.dumps({"state": "sleepy"}).encode(), "schema"),
+]
+
+
+async def test_each_kind_of_bad_input_is_quarantined_and_the_next_message_goes_through(
+    service: Service, admin: httpx.AsyncClient, devices: Devices
+) -> None:
+    device_id = (await devices.register())["device_id"]
+    for kind, payload, _ in BAD_INPUTS:
+        await publish(topic(device_id, kind), payload)
+    stranger = f"ghost-{uuid.uuid4().hex[:8]}"
+    await publish(topic(stranger, "heartbeat"), heartbeat())
+    await publish(f"telecare/v1/{device_id}/selfie", b"{}")
+    await publish(topic(device_id, "heartbeat"), heartbeat())
+
+    async def quarantined() -> list[dict[str, Any]] | None:
+        items: list[dict[str, Any]] = (
+            await admin.get("/quarantine", params={"limit": 1000})
+        ).json()["items"]
+        mine = [
+            q for q in items if q["device_id"] in (device_id, stranger) or device_id in q["topic"]
+        ]
+        return mine if len(mine) >= len(BAD_INPUTS) + 2 else None
+
+    mine = await wait_for(quarantined, what="every bad message quarantined")
+    reasons = sorted(q["reason"] for q in mine)
+    expected = sorted([r for _, _, r in BAD_INPUTS] + ["unregistered_device", "bad_topic"])
+    assert reasons == expected
+    assert any("seq" in (q["detail"] or "") for q in mine), "schema errors name the field"
+
+    async def online() -> bool:
+        return bool((await admin.get(f"/devices/{device_id}")).json()["status"] == "online")
+
+    await wait_for(online, what="valid heartbeat after bad ones")
+    async with httpx.AsyncClient() as client:
+        metrics = (await client.get(f"{service.api_url}/metrics")).text
+    assert 'telecare_messages_rejected_total{reason="oversized"}' in metrics
+
+
+async def test_alarm_from_unregistered_device_is_rejected(service: Service) -> None:
+    ack = await _send_alarm_and_read_ack(
+        f"ghost-{uuid.uuid4().hex[:8]}", alarm("pendant"), "rejected"
+    )
+    assert ack["result"] == "rejected"
+    assert ack["reason"] == "unregistered_device"
