@@ -7,19 +7,19 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
 from alerts.deadlines import DeadlineTracker
-from alerts.store import Changed, Raise, raise_alerts, resolve_alerts
+from alerts.store import Raise, raise_alerts, resolve_alerts
 from alerts.types import MIGRATING_STAGES, SILENCE_TYPES, AlertType
-from core.backoff import backoff_delay
 from core.db import Pool
 from core.metrics import Metrics
 from core.notifications import DEVICE_CHANGED, follow
 from core.protocol import Heartbeat, Status
+from core.retry import until_written
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -204,8 +204,11 @@ class AlertEngine:
     async def _write_raises(self) -> None:
         while True:
             batch = await _drain(self._raises)
-            changed = await self._until_written(
-                "raise", functools.partial(raise_alerts, self._pool, batch)
+            changed = await until_written(
+                functools.partial(raise_alerts, self._pool, batch),
+                what="alert_raise",
+                context=f"alerts={len(batch)}",
+                metrics=self._metrics,
             )
             for alert in changed:
                 self._metrics.alerts_raised.labels(alert.type.value).inc()
@@ -219,8 +222,7 @@ class AlertEngine:
     async def _write_resolves(self) -> None:
         while True:
             first = await self._resolves.get()
-            changed = await self._until_written(
-                "resolve",
+            changed = await until_written(
                 functools.partial(
                     resolve_alerts,
                     self._pool,
@@ -229,6 +231,9 @@ class AlertEngine:
                     at=first.at,
                     by=first.by,
                 ),
+                what="alert_resolve",
+                context=f"device={first.device_id}",
+                metrics=self._metrics,
             )
             for alert in changed:
                 self._metrics.alerts_resolved.labels(alert.type.value).inc()
@@ -239,27 +244,6 @@ class AlertEngine:
                     alert.type.value,
                     first.by,
                 )
-
-    async def _until_written(
-        self, what: str, write: Callable[[], Awaitable[list[Changed]]]
-    ) -> list[Changed]:
-        """Retry a write until the database takes it: an alert is never dropped."""
-        attempt = 0
-        while True:
-            try:
-                return await write()
-            except Exception as exc:
-                attempt += 1
-                delay = backoff_delay(attempt, cap_s=5)
-                self._metrics.db_write_failures.labels(f"alert_{what}").inc()
-                log.warning(
-                    "alert %s not yet written attempt=%d retry_in_s=%.2f error=%s",
-                    what,
-                    attempt,
-                    delay,
-                    exc,
-                )
-                await asyncio.sleep(delay)
 
 
 async def _drain(queue: asyncio.Queue[_T]) -> list[_T]:

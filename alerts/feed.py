@@ -27,14 +27,8 @@ async def feed_from_mqtt(
     attempt = 0
     while True:
         try:
-            async with aiomqtt.Client(
-                broker.host,
-                broker.port,
-                username=broker.username,
-                password=broker.password,
-                tls_context=broker.tls_context(),
-                identifier=f"telecare-alerts-{uuid.uuid4().hex[:8]}",
-                clean_session=True,
+            async with broker.client(
+                identifier=f"telecare-alerts-{uuid.uuid4().hex[:8]}", clean_session=True
             ) as client:
                 await client.subscribe(f"{TOPIC_ROOT}/+/heartbeat", qos=0)
                 await client.subscribe(f"{TOPIC_ROOT}/+/status", qos=1)

@@ -6,6 +6,8 @@ import ssl
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
+import aiomqtt
+
 
 @dataclass(frozen=True)
 class BrokerAddress:
@@ -17,6 +19,19 @@ class BrokerAddress:
 
     def tls_context(self) -> ssl.SSLContext | None:
         return ssl.create_default_context() if self.tls else None
+
+    def client(self, *, identifier: str, clean_session: bool) -> aiomqtt.Client:
+        """An (unconnected) client for this broker; connect with `async with`."""
+        return aiomqtt.Client(
+            self.host,
+            self.port,
+            username=self.username,
+            password=self.password,
+            tls_context=self.tls_context(),
+            identifier=identifier,
+            clean_session=clean_session,
+            keepalive=30,
+        )
 
 
 def parse_mqtt_url(url: str) -> BrokerAddress:

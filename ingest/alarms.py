@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Literal
 
-from core.backoff import backoff_delay
 from core.db import Pool
 from core.metrics import Metrics
 from core.protocol import Ack, Alarm, alarm_severity
+from core.retry import until_written
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,12 @@ class AlarmStore:
 
     async def take(self, device_id: str, alarm: Alarm, received_at: datetime) -> AckResult:
         """Store the alarm (retrying until the database takes it), then acknowledge it."""
-        result = await self._store_until_committed(device_id, alarm, received_at)
+        result = await until_written(
+            functools.partial(self._store, device_id, alarm, received_at),
+            what="alarm",
+            context=f"device={device_id} msg_id={alarm.msg_id}",
+            metrics=self._metrics,
+        )
         await self.acknowledge(device_id, alarm.msg_id, result)
         return result
 
@@ -49,27 +54,6 @@ class AlarmStore:
         except Exception as exc:
             # The device re-sends an unacknowledged alarm; its repeat gets `duplicate`.
             log.warning("ack publish failed device=%s msg_id=%s error=%s", device_id, msg_id, exc)
-
-    async def _store_until_committed(
-        self, device_id: str, alarm: Alarm, received_at: datetime
-    ) -> AckResult:
-        attempt = 0
-        while True:
-            try:
-                return await self._store(device_id, alarm, received_at)
-            except Exception as exc:
-                attempt += 1
-                delay = backoff_delay(attempt, cap_s=5)
-                self._metrics.db_write_failures.labels("alarm").inc()
-                log.error(
-                    "alarm not yet stored device=%s msg_id=%s attempt=%d retry_in_s=%.2f error=%s",
-                    device_id,
-                    alarm.msg_id,
-                    attempt,
-                    delay,
-                    exc,
-                )
-                await asyncio.sleep(delay)
 
     async def _store(self, device_id: str, alarm: Alarm, received_at: datetime) -> AckResult:
         # The pool's connections are in autocommit: the INSERT is committed when it returns.

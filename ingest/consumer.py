@@ -102,15 +102,9 @@ class Ingest:
         attempt = 0
         while True:
             try:
-                async with aiomqtt.Client(
-                    broker.host,
-                    broker.port,
-                    username=broker.username,
-                    password=broker.password,
-                    tls_context=broker.tls_context(),
-                    identifier=self._settings.mqtt_client_id,
-                    clean_session=False,  # the broker queues QoS 1 messages while we are away
-                    keepalive=30,
+                # A persistent session: the broker queues QoS 1 messages while we are away.
+                async with broker.client(
+                    identifier=self._settings.mqtt_client_id, clean_session=False
                 ) as client:
                     await client.subscribe(SUBSCRIPTION, qos=1)
                     self._client = client

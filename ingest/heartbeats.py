@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from core.backoff import backoff_delay
 from core.db import Pool
 from core.metrics import Metrics
 from core.protocol import Heartbeat
+from core.retry import until_written
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,12 @@ class HeartbeatWriter:
                     self._full.set()
             else:
                 self._pending.clear()
-            await self._write_until_done(batch)
+            await until_written(
+                functools.partial(self._write, batch),
+                what="heartbeats",
+                context=f"rows={len(batch)}",
+                metrics=self._metrics,
+            )
             self._metrics.heartbeat_buffered.set(len(self._rows))
 
     async def flush(self) -> None:
@@ -107,25 +113,6 @@ class HeartbeatWriter:
             batch = self._rows[: self._batch_size]
             del self._rows[: self._batch_size]
             await self._write(batch)
-
-    async def _write_until_done(self, batch: list[ReceivedHeartbeat]) -> None:
-        attempt = 0
-        while True:
-            try:
-                await self._write(batch)
-                return
-            except Exception as exc:
-                attempt += 1
-                delay = backoff_delay(attempt, cap_s=5)
-                self._metrics.db_write_failures.labels("heartbeats").inc()
-                log.warning(
-                    "heartbeat batch write failed rows=%d attempt=%d retry_in_s=%.2f error=%s",
-                    len(batch),
-                    attempt,
-                    delay,
-                    exc,
-                )
-                await asyncio.sleep(delay)
 
     async def _write(self, batch: list[ReceivedHeartbeat]) -> None:
         started = time.perf_counter()
