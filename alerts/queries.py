@@ -37,6 +37,7 @@ SELECT a.id, a.device_id, a.area, a.type, a.severity, a.state, a.raised_at, a.ac
                  FROM alert_history h WHERE h.alert_id = a.id), '[]'::jsonb) AS history
 FROM alerts a
 WHERE (%(before)s::bigint IS NULL OR a.id < %(before)s)
+  AND (%(since)s::timestamptz IS NULL OR a.raised_at >= %(since)s)
   AND (%(state)s::text IS NULL OR a.state = %(state)s)
   AND (%(type)s::text IS NULL OR a.type = %(type)s)
   AND (%(device_id)s::text IS NULL OR a.device_id = %(device_id)s)
@@ -51,6 +52,7 @@ async def list_alerts(
     *,
     limit: int,
     before_id: int | None = None,
+    since: datetime | None = None,
     state: str | None = None,
     type: str | None = None,
     device_id: str | None = None,
@@ -58,6 +60,7 @@ async def list_alerts(
 ) -> list[AlertRecord]:
     params = {
         "before": before_id,
+        "since": since,
         "state": state,
         "type": type,
         "device_id": device_id,

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from core.protocol import DEVICE_ID_PATTERN
 from devices.postcodes import normalise_postcode
 
+Severity = Literal["critical", "high", "medium", "low"]
 MigrationStage = Literal["analogue", "scheduled", "in_progress", "verifying", "complete", "failed"]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
@@ -84,6 +85,25 @@ class AlertPublic(BaseModel):
     resolved_at: datetime | None
     resolved_by: str | None
     details: dict[str, Any]
+    history: list[HistoryEntry]
+
+
+class AlarmPublic(BaseModel):
+    id: int
+    device_id: str
+    msg_id: str
+    event: str
+    severity: str
+    state: str
+    device_ts: datetime
+    seq: int
+    peripheral: str | None
+    detail: str | None
+    received_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    resolved_at: datetime | None
+    resolved_by: str | None
     history: list[HistoryEntry]
 
 

@@ -7,6 +7,7 @@ import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 
+from core.audit import Actor
 from core.db import Pool
 
 TOKEN_PREFIX = "tc_"  # noqa: S105 - a prefix that makes leaked tokens recognisable
@@ -23,6 +24,11 @@ class Principal:
     token_id: int
     name: str
     role: Role
+
+    @property
+    def actor(self) -> Actor:
+        """Who this token's holder is in the audit log and in alert and alarm histories."""
+        return Actor(self.name, role=self.role.value, token_id=self.token_id)
 
 
 def _digest(token: str) -> str:

@@ -12,8 +12,8 @@
 #   3. Mosquitto on 127.0.0.1:1883.
 #   4. TimescaleDB (Apache-2 edition only), built from Debian trixie's SOURCE package
 #      against postgresql-server-dev-15, only when timescaledb.so is not installed yet.
-#   5. shared_preload_libraries += timescaledb via ALTER SYSTEM (restart only if that
-#      changed) and timescaledb.telemetry_level = off via a conf.d file.
+#   5. shared_preload_libraries += timescaledb and max_connections >= 500 via ALTER SYSTEM
+#      (one restart, only if either changed) and timescaledb.telemetry_level = off via a conf.d file.
 #   6. .venv (python3.11) and `pip install -e '.[dev]'` when pyproject.toml changed.
 #
 # TimescaleDB notes (checked on 2026-11-23):
@@ -292,7 +292,11 @@ else
 fi
 
 # ---------------------------------------------------------------- 5. PostgreSQL settings
-step "shared_preload_libraries includes timescaledb"
+# Settings that need a restart are changed together, so the cluster restarts at most once.
+# max_connections: each service holds a pool plus LISTEN connections, and tests run several
+# services (and several alert engines) at once against the one cluster.
+PG_MIN_CONNECTIONS=500
+step "shared_preload_libraries includes timescaledb, max_connections >= $PG_MIN_CONNECTIONS"
 current=$(psql_pg -c 'SHOW shared_preload_libraries')
 libs=() have=0
 IFS=',' read -r -a parts <<<"$current"
@@ -305,18 +309,27 @@ for l in "${parts[@]}"; do
     [[ $l == timescaledb || $l == */timescaledb ]] && have=1
     libs+=("'${l//\'/\'\'}'")
 done
-if ((have)); then
-    skipped "$current"
-else
+connections=$(psql_pg -c 'SHOW max_connections')
+changed=()
+if ((!have)); then
     libs+=("'timescaledb'")
     value=$(IFS=,; echo "${libs[*]}")
     # ALTER SYSTEM (postgresql.auto.conf) wins over postgresql.conf and conf.d/*.conf
     log psql_pg -c "ALTER SYSTEM SET shared_preload_libraries = ${value//,/, }"
+    changed+=("shared_preload_libraries")
+fi
+if ((connections < PG_MIN_CONNECTIONS)); then
+    log psql_pg -c "ALTER SYSTEM SET max_connections = $PG_MIN_CONNECTIONS"
+    changed+=("max_connections")
+fi
+if ((${#changed[@]} == 0)); then
+    skipped "$current; max_connections $connections"
+else
     log pg_ctl_cluster restart
     wait_until "$READY_TIMEOUT" "PostgreSQL restart" pg_ready
     now=$(psql_pg -c 'SHOW shared_preload_libraries')
     [[ ,${now// /}, == *,timescaledb,* ]] || die "shared_preload_libraries is '$now' after restart"
-    ok "now '$now', restarted"
+    ok "changed ${changed[*]}; now '$now', max_connections $(psql_pg -c 'SHOW max_connections'), restarted"
 fi
 
 # PostgreSQL 15's ALTER SYSTEM refuses timescaledb.* settings: they are only defined once

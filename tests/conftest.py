@@ -13,7 +13,8 @@ import pytest
 from api.tokens import Role, create_token
 from core.settings import Settings
 from telecare.service import Service
-from tests.support import Devices
+from tests.brokers import PrivateBroker
+from tests.support import Devices, Mqtt
 
 ADMIN_URL = os.environ.get(
     "TELECARE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -31,11 +32,23 @@ def database_url() -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session")
+def broker() -> Iterator[PrivateBroker]:
+    """This session's own Mosquitto: no other test run or demo shares its topics."""
+    with PrivateBroker() as running:
+        yield running
+
+
 @pytest.fixture
-def settings(database_url: str) -> Settings:
+def mqtt(broker: PrivateBroker) -> Mqtt:
+    return Mqtt(broker.address)
+
+
+@pytest.fixture
+def settings(database_url: str, broker: PrivateBroker) -> Settings:
     return Settings(
         database_url=database_url,
-        mqtt_url=os.environ.get("TELECARE_TEST_MQTT_URL", "mqtt://127.0.0.1:1883"),
+        mqtt_url=broker.url,
         mqtt_client_id=f"test-ingest-{uuid.uuid4().hex[:8]}",
         api_port=0,
         heartbeat_flush_ms=50,

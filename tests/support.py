@@ -13,8 +13,9 @@ from typing import Any, TypeVar
 import aiomqtt
 import httpx
 
+from core.mqtt_url import BrokerAddress
+
 T = TypeVar("T")
-BROKER = ("127.0.0.1", 1883)
 
 
 async def wait_for(
@@ -58,10 +59,26 @@ def topic(device_id: str, kind: str) -> str:
     return f"telecare/v1/{device_id}/{kind}"
 
 
-async def publish(topic_name: str, payload: dict[str, Any] | bytes | str, qos: int = 1) -> None:
-    data = json.dumps(payload) if isinstance(payload, dict) else payload
-    async with aiomqtt.Client(*BROKER, identifier=f"test-pub-{uuid.uuid4().hex[:8]}") as client:
-        await client.publish(topic_name, data, qos=qos)
+class Mqtt:
+    """Publishing and listening as a device would, on the test session's private broker."""
+
+    def __init__(self, broker: BrokerAddress) -> None:
+        self.broker = broker
+
+    def client(self, identifier: str | None = None, **kwargs: Any) -> aiomqtt.Client:
+        return aiomqtt.Client(
+            self.broker.host,
+            self.broker.port,
+            identifier=identifier or f"test-{uuid.uuid4().hex[:8]}",
+            **kwargs,
+        )
+
+    async def publish(
+        self, topic_name: str, payload: dict[str, Any] | bytes | str, qos: int = 1
+    ) -> None:
+        data = json.dumps(payload) if isinstance(payload, dict) else payload
+        async with self.client() as client:
+            await client.publish(topic_name, data, qos=qos)
 
 
 class Devices:

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from telecare.service import Service
-from tests.support import Devices, heartbeat, publish, topic, wait_for
+from tests.support import Devices, Mqtt, heartbeat, topic, wait_for
 
 
 async def _alerts(api: httpx.AsyncClient, device_id: str, **filters: str) -> list[dict[str, Any]]:
@@ -17,11 +17,11 @@ async def _alerts(api: httpx.AsyncClient, device_id: str, **filters: str) -> lis
 
 
 async def test_silent_device_gets_one_heartbeat_missed_alert_resolved_by_next_heartbeat(
-    service: Service, admin: httpx.AsyncClient, devices: Devices
+    service: Service, admin: httpx.AsyncClient, devices: Devices, mqtt: Mqtt
 ) -> None:
     device = await devices.register(heartbeat_interval_s=10, heartbeat_grace_s=0)
     device_id = device["device_id"]
-    await publish(topic(device_id, "heartbeat"), heartbeat(interval_s=10))
+    await mqtt.publish(topic(device_id, "heartbeat"), heartbeat(interval_s=10))
 
     async def raised() -> list[dict[str, Any]]:
         return await _alerts(admin, device_id, state="open")
@@ -39,7 +39,7 @@ async def test_silent_device_gets_one_heartbeat_missed_alert_resolved_by_next_he
     await wait_for(lambda: _still_overdue(service, device_id), within_s=15, what="a second window")
     assert len(await _alerts(admin, device_id)) == 1
 
-    await publish(topic(device_id, "heartbeat"), heartbeat(seq=2, interval_s=10))
+    await mqtt.publish(topic(device_id, "heartbeat"), heartbeat(seq=2, interval_s=10))
 
     async def resolved() -> list[dict[str, Any]]:
         return await _alerts(admin, device_id, state="resolved")

@@ -7,22 +7,21 @@ import json
 import uuid
 from typing import Any
 
-import aiomqtt
 import httpx
 import psycopg
 
 from telecare.service import Service
-from tests.support import BROKER, Devices, alarm, heartbeat, publish, topic, wait_for
+from tests.support import Devices, Mqtt, alarm, heartbeat, topic, wait_for
 
 
 async def test_heartbeat_is_stored_and_device_turns_online(
-    service: Service, admin: httpx.AsyncClient, devices: Devices
+    service: Service, admin: httpx.AsyncClient, devices: Devices, mqtt: Mqtt
 ) -> None:
     device = await devices.register()
     device_id = device["device_id"]
     assert device["status"] == "never_seen"
 
-    await publish(topic(device_id, "heartbeat"), heartbeat(battery_pct=55, power="battery"))
+    await mqtt.publish(topic(device_id, "heartbeat"), heartbeat(battery_pct=55, power="battery"))
 
     async def online() -> dict[str, Any] | None:
         body: dict[str, Any] = (await admin.get(f"/devices/{device_id}")).json()
@@ -39,20 +38,15 @@ async def test_heartbeat_is_stored_and_device_turns_online(
         assert await cur.fetchone() == (1,)
 
 
-async def _send_alarm_and_read_ack(
-    device_id: str, payload: dict[str, Any], expect: str
-) -> dict[str, Any]:
-    """The ack with the expected result. Other backends sharing the broker (a developer's demo)
-    may answer `rejected` for a device they do not know; those answers are skipped."""
-    async with aiomqtt.Client(*BROKER, identifier=f"dev-{uuid.uuid4().hex[:8]}") as client:
+async def _send_alarm_and_read_ack(mqtt: Mqtt, device_id: str, payload: dict[str, Any]) -> Any:
+    """Publish an alarm as the device and return the first ack the backend sends for it."""
+    async with mqtt.client() as client:
         await client.subscribe(topic(device_id, "ack"), qos=1)
         await client.publish(topic(device_id, "alarm"), json.dumps(payload), qos=1)
         async with asyncio.timeout(10):
             async for message in client.messages:
                 assert isinstance(message.payload, bytes)
-                ack: dict[str, Any] = json.loads(message.payload)
-                if ack["msg_id"] == payload["msg_id"] and ack["result"] == expect:
-                    return ack
+                return json.loads(message.payload)
     raise AssertionError("no ack")
 
 
@@ -67,22 +61,22 @@ async def _alarm_rows(service: Service, device_id: str, msg_id: str) -> int:
 
 
 async def test_alarm_is_acknowledged_after_commit_and_repeat_is_duplicate(
-    service: Service, devices: Devices
+    service: Service, devices: Devices, mqtt: Mqtt
 ) -> None:
     device_id = (await devices.register())["device_id"]
     payload = alarm("fall")
 
-    ack = await _send_alarm_and_read_ack(device_id, payload, "accepted")
-    assert ack["result"] == "accepted"
+    ack = await _send_alarm_and_read_ack(mqtt, device_id, payload)
+    assert (ack["msg_id"], ack["result"]) == (payload["msg_id"], "accepted")
     assert await _alarm_rows(service, device_id, payload["msg_id"]) == 1  # committed before ack
 
-    repeat = await _send_alarm_and_read_ack(device_id, payload, "duplicate")
-    assert repeat["result"] == "duplicate"
+    repeat = await _send_alarm_and_read_ack(mqtt, device_id, payload)
+    assert (repeat["msg_id"], repeat["result"]) == (payload["msg_id"], "duplicate")
     assert await _alarm_rows(service, device_id, payload["msg_id"]) == 1
 
 
 async def test_alarm_is_not_acknowledged_while_the_database_cannot_store_it(
-    service: Service, devices: Devices, database_url: str
+    service: Service, devices: Devices, database_url: str, mqtt: Mqtt
 ) -> None:
     """A fault: the alarms table is locked, so the insert cannot commit. No ack may go out
     until it does; then the alarm is stored once and acknowledged `accepted`."""
@@ -91,7 +85,7 @@ async def test_alarm_is_not_acknowledged_while_the_database_cannot_store_it(
     blocker = await psycopg.AsyncConnection.connect(database_url)
     await blocker.execute("LOCK TABLE alarms IN ACCESS EXCLUSIVE MODE")
     try:
-        async with aiomqtt.Client(*BROKER, identifier=f"dev-{uuid.uuid4().hex[:8]}") as client:
+        async with mqtt.client() as client:
             await client.subscribe(topic(device_id, "ack"), qos=1)
             await client.publish(topic(device_id, "alarm"), json.dumps(payload), qos=1)
             acks: list[dict[str, Any]] = []
@@ -99,9 +93,7 @@ async def test_alarm_is_not_acknowledged_while_the_database_cannot_store_it(
             async def collect() -> None:
                 async for message in client.messages:
                     assert isinstance(message.payload, bytes)
-                    ack = json.loads(message.payload)
-                    if ack["result"] != "rejected":  # see _send_alarm_and_read_ack
-                        acks.append(ack)
+                    acks.append(json.loads(message.payload))
 
             collector = asyncio.create_task(collect())
             try:
@@ -135,15 +127,15 @@ BAD_INPUTS = [
 
 
 async def test_each_kind_of_bad_input_is_quarantined_and_the_next_message_goes_through(
-    service: Service, admin: httpx.AsyncClient, devices: Devices
+    service: Service, admin: httpx.AsyncClient, devices: Devices, mqtt: Mqtt
 ) -> None:
     device_id = (await devices.register())["device_id"]
     for kind, payload, _ in BAD_INPUTS:
-        await publish(topic(device_id, kind), payload)
+        await mqtt.publish(topic(device_id, kind), payload)
     stranger = f"ghost-{uuid.uuid4().hex[:8]}"
-    await publish(topic(stranger, "heartbeat"), heartbeat())
-    await publish(f"telecare/v1/{device_id}/selfie", b"{}")
-    await publish(topic(device_id, "heartbeat"), heartbeat())
+    await mqtt.publish(topic(stranger, "heartbeat"), heartbeat())
+    await mqtt.publish(f"telecare/v1/{device_id}/selfie", b"{}")
+    await mqtt.publish(topic(device_id, "heartbeat"), heartbeat())
 
     async def quarantined() -> list[dict[str, Any]] | None:
         items: list[dict[str, Any]] = (
@@ -169,9 +161,26 @@ async def test_each_kind_of_bad_input_is_quarantined_and_the_next_message_goes_t
     assert 'telecare_messages_rejected_total{reason="oversized"}' in metrics
 
 
-async def test_alarm_from_unregistered_device_is_rejected(service: Service) -> None:
-    ack = await _send_alarm_and_read_ack(
-        f"ghost-{uuid.uuid4().hex[:8]}", alarm("pendant"), "rejected"
-    )
+async def test_alarm_from_unregistered_device_is_rejected(service: Service, mqtt: Mqtt) -> None:
+    ack = await _send_alarm_and_read_ack(mqtt, f"ghost-{uuid.uuid4().hex[:8]}", alarm("pendant"))
     assert ack["result"] == "rejected"
     assert ack["reason"] == "unregistered_device"
+
+
+async def test_stored_alarm_is_listed_and_announced_as_an_event(
+    service: Service, operator: httpx.AsyncClient, devices: Devices, mqtt: Mqtt
+) -> None:
+    device_id = (await devices.register())["device_id"]
+    payload = alarm("smoke")
+    await _send_alarm_and_read_ack(mqtt, device_id, payload)
+
+    listed = (await operator.get("/alarms", params={"device_id": device_id})).json()["items"]
+    assert [(a["msg_id"], a["event"], a["severity"], a["state"]) for a in listed] == [
+        (payload["msg_id"], "smoke", "critical", "open")
+    ]
+    async with service.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT kind, action, state FROM events WHERE entity_id = %s AND kind = 'alarm'",
+            [listed[0]["id"]],
+        )
+        assert await cur.fetchall() == [("alarm", "created", "open")]

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, status
 
 from api.deps import AnyRole, PoolDep, TechnicianRole
-from api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_cursor
+from api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, page
 from api.schemas import DeviceCreate, DevicePublic, DeviceRegistered, MigrationStage
 from devices.errors import DeviceAlreadyRegistered, DeviceNotFound
 from devices.records import DeviceRecord
@@ -52,12 +52,7 @@ async def list_(
         migration_stage=migration_stage,
         postcode_district=postcode_district,
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page(
-        items=[public(d) for d in rows],
-        next=encode_cursor(rows[-1].device_id) if more else None,
-    )
+    return page(rows, limit, item=public, key=lambda d: d.device_id)
 
 
 @router.get("/{device_id}")

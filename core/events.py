@@ -1,0 +1,37 @@
+"""Change events of alarms and alerts, as announced by the `record_event` trigger."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Literal
+
+EVENTS_CHANNEL = "telecare_events"
+
+EventKind = Literal["alarm", "alert"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeEvent:
+    id: int
+    kind: EventKind
+    entity_id: int
+    action: Literal["created", "updated"]
+    device_id: str | None
+    state: str
+
+
+def parse_event(payload: str) -> ChangeEvent:
+    """A NOTIFY payload of channel `telecare_events`; ValueError if it is not one."""
+    try:
+        data = json.loads(payload)
+        return ChangeEvent(
+            id=int(data["id"]),
+            kind=data["kind"],
+            entity_id=int(data["entity_id"]),
+            action=data["action"],
+            device_id=data["device_id"],
+            state=data["state"],
+        )
+    except (KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not a change event: {payload[:200]!r}") from exc

@@ -1,0 +1,127 @@
+"""A private Mosquitto for a test session, started from the installed binary.
+
+Tests never share a broker with another checkout's tests or a developer's demo: a backend
+subscribed to `telecare/v1/#` on a shared broker would answer `rejected` for devices it does
+not know, and persistent sessions left behind would pile up. Fault tests stop and restart it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from core.mqtt_url import BrokerAddress, parse_mqtt_url
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+        return True
+    return False
+
+
+class PrivateBroker:
+    """`with PrivateBroker() as broker:` runs mosquitto on a free port until the block ends."""
+
+    def __init__(self, *, extra_config: str = "", persistence: bool = False) -> None:
+        self.port = free_port()
+        self._dir = Path(tempfile.mkdtemp(prefix="telecare-mosquitto-"))
+        self._extra_config = extra_config
+        self._persistence = persistence
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    @property
+    def address(self) -> BrokerAddress:
+        return parse_mqtt_url(self.url)
+
+    @property
+    def config_dir(self) -> Path:
+        return self._dir
+
+    def _write_config(self) -> Path:
+        conf = self._dir / "mosquitto.conf"
+        lines = [
+            "user root" if os.geteuid() == 0 else "",
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous true",
+            f"persistence {'true' if self._persistence else 'false'}",
+            f"persistence_location {self._dir}/",
+            f"log_dest file {self._dir}/mosquitto.log",
+            "log_type error",
+            "log_type warning",
+            "max_queued_messages 100000",
+            self._extra_config,
+        ]
+        conf.write_text("\n".join(line for line in lines if line) + "\n")
+        return conf
+
+    def start(self) -> None:
+        assert self._process is None, "already running"
+        conf = self._write_config()
+        self._process = subprocess.Popen(
+            [MOSQUITTO, "-c", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 10
+        while not port_open(self.port):
+            if self._process.poll() is not None:
+                err = self._process.stderr.read().decode() if self._process.stderr else ""
+                raise RuntimeError(f"mosquitto exited at start: {err}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"mosquitto did not listen on {self.port} within 10 s")
+            time.sleep(0.02)
+
+    def stop(self, *, kill: bool = False) -> None:
+        """Stop the broker (SIGTERM, or SIGKILL with `kill=True`) and wait until it is gone."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if kill:
+            process.kill()
+        else:
+            process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stderr:
+            process.stderr.close()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+        shutil.rmtree(self._dir, ignore_errors=True)
