@@ -8,6 +8,7 @@ from typing import Any
 
 from psycopg.rows import class_row
 
+from alerts.errors import ItemNotFound
 from core.db import Pool
 
 
@@ -41,6 +42,7 @@ SELECT a.id, a.device_id, a.msg_id, a.event, a.severity, a.state, a.device_ts, a
                  FROM alarm_history h WHERE h.alarm_id = a.id), '[]'::jsonb) AS history
 FROM alarms a
 WHERE (%(before)s::bigint IS NULL OR a.id < %(before)s)
+  AND (%(id)s::bigint IS NULL OR a.id = %(id)s)
   AND (%(since)s::timestamptz IS NULL OR a.received_at >= %(since)s)
   AND (%(state)s::text IS NULL OR a.state = %(state)s)
   AND (%(device_id)s::text IS NULL OR a.device_id = %(device_id)s)
@@ -56,6 +58,7 @@ async def list_alarms(
     *,
     limit: int,
     before_id: int | None = None,
+    item_id: int | None = None,
     since: datetime | None = None,
     state: str | None = None,
     device_id: str | None = None,
@@ -64,6 +67,7 @@ async def list_alarms(
 ) -> list[AlarmRecord]:
     params = {
         "before": before_id,
+        "id": item_id,
         "since": since,
         "state": state,
         "device_id": device_id,
@@ -74,3 +78,10 @@ async def list_alarms(
     async with pool.connection() as conn, conn.cursor(row_factory=class_row(AlarmRecord)) as cur:
         await cur.execute(_SELECT, params)
         return await cur.fetchall()
+
+
+async def get_alarm(pool: Pool, alarm_id: int) -> AlarmRecord:
+    rows = await list_alarms(pool, limit=1, item_id=alarm_id)
+    if not rows:
+        raise ItemNotFound("alarm", alarm_id)
+    return rows[0]

@@ -8,6 +8,7 @@ from typing import Any
 
 from psycopg.rows import class_row
 
+from alerts.errors import ItemNotFound
 from core.db import Pool
 
 
@@ -37,6 +38,7 @@ SELECT a.id, a.device_id, a.area, a.type, a.severity, a.state, a.raised_at, a.ac
                  FROM alert_history h WHERE h.alert_id = a.id), '[]'::jsonb) AS history
 FROM alerts a
 WHERE (%(before)s::bigint IS NULL OR a.id < %(before)s)
+  AND (%(id)s::bigint IS NULL OR a.id = %(id)s)
   AND (%(since)s::timestamptz IS NULL OR a.raised_at >= %(since)s)
   AND (%(state)s::text IS NULL OR a.state = %(state)s)
   AND (%(type)s::text IS NULL OR a.type = %(type)s)
@@ -52,6 +54,7 @@ async def list_alerts(
     *,
     limit: int,
     before_id: int | None = None,
+    item_id: int | None = None,
     since: datetime | None = None,
     state: str | None = None,
     type: str | None = None,
@@ -60,6 +63,7 @@ async def list_alerts(
 ) -> list[AlertRecord]:
     params = {
         "before": before_id,
+        "id": item_id,
         "since": since,
         "state": state,
         "type": type,
@@ -70,3 +74,10 @@ async def list_alerts(
     async with pool.connection() as conn, conn.cursor(row_factory=class_row(AlertRecord)) as cur:
         await cur.execute(_SELECT, params)
         return await cur.fetchall()
+
+
+async def get_alert(pool: Pool, alert_id: int) -> AlertRecord:
+    rows = await list_alerts(pool, limit=1, item_id=alert_id)
+    if not rows:
+        raise ItemNotFound("alert", alert_id)
+    return rows[0]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROLES = frozenset({"ingest", "alerts", "api"})
@@ -31,7 +32,23 @@ class Settings(BaseSettings):
     alarm_workers: int = Field(default=16, ge=1)
     quarantine_keep: int = Field(default=10_000, ge=100)
 
+    # Alert rules (docs/ALERTS.md); GET /api/v1/alert-rules answers the values in force.
     alarm_ack_target_s: int = Field(default=60, ge=1)
+    battery_low_pct: int = Field(default=20, ge=1, le=100)
+    battery_ok_pct: int = Field(default=25, ge=1, le=100)
+    peripheral_supervision_s: int = Field(default=3600, ge=1)
+    flapping_drops: int = Field(default=3, ge=2)
+    flapping_window_s: int = Field(default=900, ge=1)
+    area_min_devices: int = Field(default=5, ge=2)
+    area_min_share: float = Field(default=0.2, ge=0, le=1)
+    area_window_s: int = Field(default=300, ge=1)
+    engine_lease_s: int = Field(default=15, ge=3)
+
+    @model_validator(mode="after")
+    def _battery_hysteresis(self) -> Self:
+        if self.battery_ok_pct < self.battery_low_pct:
+            raise ValueError("TELECARE_BATTERY_OK_PCT must be >= TELECARE_BATTERY_LOW_PCT")
+        return self
 
     @field_validator("mqtt_url")
     @classmethod

@@ -82,5 +82,11 @@ async def operator(service: Service) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
+async def technician(service: Service) -> AsyncIterator[httpx.AsyncClient]:
+    async with await _client(service, Role.TECHNICIAN) as client:
+        yield client
+
+
+@pytest.fixture
 async def devices(admin: httpx.AsyncClient) -> Devices:
     return Devices(admin)

@@ -7,11 +7,12 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from alerts.queries import list_alerts
+from alerts.queries import AlertRecord, get_alert, list_alerts
 from alerts.types import AlertType
 from api.deps import AnyRole, PoolDep
 from api.filters import SinceQuery
 from api.pagination import CursorQuery, LimitQuery, Page, decode_id_cursor, page
+from api.routes.operator_actions import add_item_routes
 from api.schemas import AlertPublic, Severity
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
@@ -41,6 +42,11 @@ async def list_(
         device_id=device_id,
         severity=severity,
     )
-    return page(
-        rows, limit, item=lambda a: AlertPublic.model_validate(asdict(a)), key=lambda a: a.id
-    )
+    return page(rows, limit, item=_public, key=lambda a: a.id)
+
+
+def _public(record: AlertRecord) -> AlertPublic:
+    return AlertPublic.model_validate(asdict(record))
+
+
+add_item_routes(router, "alert", get=get_alert, public=_public, response_model=AlertPublic)

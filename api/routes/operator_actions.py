@@ -1,0 +1,78 @@
+"""Read one, acknowledge and resolve: the same three routes for alerts and for alarms."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, HTTPException, status
+from pydantic import BaseModel, Field
+
+from alerts.errors import InvalidTransition, ItemNotFound
+from alerts.operator_actions import Action, Kind, act
+from api.deps import AnyRole, OperatorRole, PoolDep
+from core.db import Pool
+
+R = TypeVar("R")
+
+
+class ActionBody(BaseModel):
+    note: Annotated[str, Field(max_length=2000)] | None = None
+
+
+def add_item_routes(
+    router: APIRouter,
+    kind: Kind,
+    *,
+    get: Callable[[Pool, int], Awaitable[R]],
+    public: Callable[[R], BaseModel],
+    response_model: type[BaseModel],
+) -> None:
+    """`GET /{id}`, `POST /{id}/ack` and `POST /{id}/resolve` on `router` (404, 409 answered)."""
+
+    async def read_one(pool: Pool, item_id: int) -> BaseModel:
+        try:
+            return public(await get(pool, item_id))
+        except ItemNotFound as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+
+    async def apply(
+        pool: Pool, item_id: int, action: Action, actor: OperatorRole, body: ActionBody | None
+    ) -> BaseModel:
+        try:
+            await act(
+                pool, kind, item_id, action, actor=actor.actor, note=body.note if body else None
+            )
+        except ItemNotFound as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+        except InvalidTransition as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        return await read_one(pool, item_id)
+
+    async def read(item_id: int, pool: PoolDep, _: AnyRole) -> Any:
+        return await read_one(pool, item_id)
+
+    async def acknowledge(
+        item_id: int, pool: PoolDep, principal: OperatorRole, body: ActionBody | None = None
+    ) -> Any:
+        return await apply(pool, item_id, "acknowledged", principal, body)
+
+    async def resolve(
+        item_id: int, pool: PoolDep, principal: OperatorRole, body: ActionBody | None = None
+    ) -> Any:
+        return await apply(pool, item_id, "resolved", principal, body)
+
+    routes = (
+        ("/{item_id}", read, "GET", f"Read one {kind}"),
+        ("/{item_id}/ack", acknowledge, "POST", f"An operator takes the {kind} (who and when)"),
+        ("/{item_id}/resolve", resolve, "POST", f"An operator closes the {kind}"),
+    )
+    for path, endpoint, method, summary in routes:
+        router.add_api_route(
+            path,
+            endpoint,
+            methods=[method],
+            response_model=response_model,
+            summary=summary,
+            name=f"{kind}_{endpoint.__name__}",
+        )
