@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from core.protocol import AlarmEvent
 from simulators.scenario_errors import ScenarioError
 
 
@@ -91,11 +92,11 @@ def _action(raw: dict[str, Any], groups: set[str], scale: float, where: str) -> 
         for k, v in raw.items()
         if k not in {"do", "group", "at_s", "count", "share", "pick", "for_s"}
     }
-    _check_params(do, params, where)
+    _check_params(do, params, scale, where)
     return Action(at_s / scale, group, do, count, share, pick == "last", params)
 
 
-def _check_params(do: Do, params: dict[str, Any], where: str) -> None:
+def _check_params(do: Do, params: dict[str, Any], scale: float, where: str) -> None:
     if do in (Do.DROP, Do.FLAP):
         mode = params.setdefault("mode", DropMode.NETWORK.value)
         if mode not in {m.value for m in DropMode}:
@@ -107,6 +108,15 @@ def _check_params(do: Do, params: dict[str, Any], where: str) -> None:
         if not isinstance(kinds, list) or any(k not in BAD_KINDS for k in kinds):
             raise ScenarioError(f"{where}: kinds must be a list drawn from {BAD_KINDS}")
         params["kinds"] = kinds
+    if do is Do.ALARM:
+        times, gap_s = params.setdefault("times", 1), params.get("gap_s", 0)
+        if not isinstance(times, int) or times < 1 or not isinstance(gap_s, int | float):
+            raise ScenarioError(f"{where}: an alarm event takes times (>= 1) and gap_s")
+        params["gap_s"] = gap_s / scale
+        try:
+            params["event"] = AlarmEvent(params.get("event", "pendant"))
+        except ValueError:
+            raise ScenarioError(f"{where}: unknown alarm event {params.get('event')!r}") from None
     if do is Do.CLOCK and not isinstance(params.get("skew_s"), int | float):
         raise ScenarioError(f"{where}: a clock event needs skew_s (seconds, may be negative)")
     if do is Do.PERIPHERAL and not isinstance(params.get("kind"), str):

@@ -48,15 +48,17 @@ class Hub:
         timeline: Timeline,
         stats: FleetStats,
         rng: random.Random,
+        connect_gate: asyncio.Semaphore | None = None,
     ) -> None:
         self.identity = identity
+        self._connect_gate = connect_gate or asyncio.Semaphore(1)
         self.device_id = identity.device_id
         self._broker = broker
         self._timeline = timeline
         self._stats = stats
         self._rng = rng
         group = identity.group
-        self._interval_s = group.heartbeat_interval_s
+        self._interval_s = identity.interval_s
         self.want = Want.UP
         self.network = identity.network
         self.power = "mains"
@@ -75,6 +77,7 @@ class Hub:
             PeripheralState(f"{p.kind}-{n}", p.kind, p.battery_pct)
             for n, p in enumerate(group.peripherals, start=1)
         ]
+        self._conn: MqttConnection | None = None
         self._topics = {kind: topic_for(self.device_id, kind) for kind in MessageKind}
 
     # --- control, from the scenario player ---
@@ -127,6 +130,15 @@ class Hub:
         self._beat_now = True
         self._wake.set()
 
+    def send_raw(self, topic: str, payload: bytes, *, qos: int = 1) -> bool:
+        """Publish arbitrary bytes on this hub's connection (bad actors); False when it is down."""
+        conn = self._conn
+        if conn is None or not conn.is_open:
+            return False
+        conn.publish(topic, payload, qos=qos).add_done_callback(self._stats.puback)
+        self._stats.messages_sent += 1
+        return True
+
     def stop(self) -> None:
         self.want = Want.STOPPED
         self._wake.set()
@@ -141,14 +153,15 @@ class Hub:
                 await self._sleep(None)
                 continue
             try:
-                conn = await connect(
-                    self._broker,
-                    client_id=self.device_id,
-                    username=self.device_id,
-                    password=self.identity.password,
-                    will=Will(self._topics[MessageKind.STATUS], WILL_PAYLOAD),
-                    on_message=self._on_message,
-                )
+                async with self._connect_gate:
+                    conn = await connect(
+                        self._broker,
+                        client_id=self.device_id,
+                        username=self.device_id,
+                        password=self.identity.password,
+                        will=Will(self._topics[MessageKind.STATUS], WILL_PAYLOAD),
+                        on_message=self._on_message,
+                    )
             except MqttError as exc:
                 attempt += 1
                 self._stats.connect_failures += 1
@@ -171,6 +184,7 @@ class Hub:
 
     async def _session(self, conn: MqttConnection) -> None:
         self._stats.connected += 1
+        self._conn = conn
         conn.closed.add_done_callback(lambda _: self._wake.set())
         try:
             await conn.subscribe(self._topics[MessageKind.ACK])
@@ -185,6 +199,7 @@ class Hub:
                     raise MqttError("connection closed by the broker")
             await self._leave(conn)
         finally:
+            self._conn = None
             self._stats.connected -= 1
 
     def _tick(self, conn: MqttConnection, now: float) -> float | None:

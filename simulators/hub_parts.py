@@ -18,7 +18,7 @@ class HubIdentity:
     password: str | None
     group: Group
     network: str
-    postcode: str | None
+    interval_s: int  # as registered: what the backend expects
 
 
 @dataclass

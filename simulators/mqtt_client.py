@@ -47,6 +47,7 @@ class MqttConnection(asyncio.Protocol):
         self._writable = asyncio.Event()
         self._writable.set()
         self.closed: asyncio.Future[None] = self._loop.create_future()
+        self.acks_received = 0
 
     # --- asyncio.Protocol ---
 
@@ -148,6 +149,7 @@ class MqttConnection(asyncio.Protocol):
             if self._on_message is not None:
                 self._on_message(topic, payload)
         elif kind in (packets.PUBACK, packets.SUBACK):
+            self.acks_received += 1
             future = self._waiting.pop(int.from_bytes(packet.body[:2], "big"), None)
             if future is not None and not future.done():
                 future.set_result(None)

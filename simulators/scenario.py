@@ -208,9 +208,8 @@ def _backend(reader: _Reader, scale: float) -> dict[str, float]:
         if value is not None:
             values[key] = max(1, _scaled_int(value, scale))
     for key in _PLAIN_RULES:
-        value = reader.optional_number(key)
-        if value is not None:
-            values[key] = value
+        if reader.optional_number(key) is not None:
+            values[key] = reader.raw(key)
     return values
 
 
@@ -239,6 +238,9 @@ class _Reader:
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             raise self._fail(key, "a number >= 0")
         return float(value)
+
+    def raw(self, key: str) -> Any:
+        return self._data[key]
 
     def optional_number(self, key: str) -> float | None:
         return None if self._data.get(key) is None else self.number(key)

@@ -1,0 +1,121 @@
+"""Plays a scenario's events against the running hubs, each at its time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from datetime import datetime
+
+import httpx
+
+from core.protocol import AlarmEvent
+from simulators.actions import Action, Do, DropMode
+from simulators.api_client import Api
+from simulators.bad_actors import BadActor
+from simulators.hub import Hub
+from simulators.timeline import Timeline
+
+log = logging.getLogger(__name__)
+
+STAGE_CONCURRENCY = 16
+
+
+class Player:
+    def __init__(
+        self,
+        hubs: dict[str, list[Hub]],
+        timeline: Timeline,
+        api: Api | None,
+        bad_actor: BadActor | None,
+    ) -> None:
+        self._hubs = hubs
+        self._timeline = timeline
+        self._api = api
+        self._bad_actor = bad_actor
+        self.errors: list[str] = []
+
+    async def play(self, actions: Sequence[Action], t0: float) -> None:
+        """Apply every action at `t0 + at_s` (monotonic), in order."""
+        for action in actions:
+            delay = t0 + action.at_s - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            group = self._hubs[action.group]
+            chosen = [group[i] for i in action.select(len(group))]
+            log.info(
+                "scenario step do=%s group=%s devices=%d", action.do, action.group, len(chosen)
+            )
+            await self._apply(action, chosen, group)
+
+    async def _apply(self, action: Action, chosen: list[Hub], group: list[Hub]) -> None:
+        p = action.params
+        if action.do is Do.ALARM:
+            await self._alarms(chosen, p["event"], p["times"], p["gap_s"])
+        elif action.do is Do.STAGE:
+            await self._stages(chosen, str(p["stage"]))
+        elif action.do is Do.BAD:
+            await self._bad(chosen, group, p["kinds"])
+        else:
+            for hub in chosen:
+                _steer(hub, action)
+
+    async def _bad(self, chosen: list[Hub], group: list[Hub], kinds: list[str]) -> None:
+        if self._bad_actor is None:
+            self.errors.append("bad actors need a broker connection")
+            return
+        for hub in chosen:
+            victim = group[(group.index(hub) + 1) % len(group)] if len(group) > 1 else None
+            for kind in kinds:
+                await self._bad_actor.act(kind, hub, victim)
+
+    async def _alarms(self, hubs: list[Hub], event: AlarmEvent, times: int, gap_s: float) -> None:
+        for n in range(times):
+            if n and gap_s:
+                await asyncio.sleep(gap_s)
+            for hub in hubs:
+                hub.alarm(event)
+
+    async def _stages(self, hubs: list[Hub], stage: str) -> None:
+        if self._api is None:
+            self.errors.append(f"stage {stage}: no API (--no-register)")
+            return
+        api = self._api
+        gate = asyncio.Semaphore(STAGE_CONCURRENCY)
+
+        async def one(hub: Hub) -> None:
+            async with gate:
+                try:
+                    response = await api.post(
+                        f"/devices/{hub.device_id}/migration", {"stage": stage}
+                    )
+                except httpx.HTTPError as exc:
+                    self.errors.append(f"{hub.device_id}: stage {stage}: {exc}")
+                    return
+            if not response.is_success:
+                self.errors.append(
+                    f"{hub.device_id}: stage {stage}: HTTP {response.status_code} "
+                    f"{response.text[:200]}"
+                )
+                return
+            changed = response.json().get("stage_changed_at")
+            at = datetime.fromisoformat(changed).timestamp() if changed else time.time()
+            self._timeline.add(hub.device_id, "stage", at=at, stage=stage)
+
+        await asyncio.gather(*(one(hub) for hub in hubs))
+
+
+def _steer(hub: Hub, action: Action) -> None:
+    """The actions that are one method call on each hub."""
+    p = action.params
+    if action.do is Do.DROP:
+        hub.drop(DropMode(p["mode"]))
+    elif action.do is Do.RESTORE:
+        hub.restore(p.get("network"))
+    elif action.do in (Do.MAINS_OFF, Do.MAINS_ON):
+        hub.mains(on=action.do is Do.MAINS_ON)
+    elif action.do is Do.PERIPHERAL:
+        hub.peripheral(p["kind"], lost=p.get("lost"), battery_pct=p.get("battery_pct"))
+    elif action.do is Do.CLOCK:
+        hub.skew_s = float(p["skew_s"])
