@@ -72,7 +72,7 @@ class Scenario:
     seed: int
     groups: tuple[Group, ...]
     actions: tuple[Action, ...]
-    backend: dict[str, float] = field(default_factory=dict)
+    backend: dict[str, Any] = field(default_factory=dict)
 
     @property
     def devices(self) -> int:
@@ -92,7 +92,7 @@ class Scenario:
             raise ScenarioError(f"cannot share {total} devices among {len(groups)} groups")
         return replace(self, groups=tuple(groups))
 
-    def backend_settings(self) -> dict[str, float]:
+    def backend_settings(self) -> dict[str, Any]:
         """The backend thresholds this scenario is written for, already scaled (Settings names)."""
         return dict(self.backend)
 
@@ -201,8 +201,8 @@ def _group(reader: _Reader, scale: float) -> Group:
     )
 
 
-def _backend(reader: _Reader, scale: float) -> dict[str, float]:
-    values: dict[str, float] = {}
+def _backend(reader: _Reader, scale: float) -> dict[str, Any]:
+    values: dict[str, Any] = {}
     for key in _DURATION_RULES:
         value = reader.optional_number(key)
         if value is not None:
