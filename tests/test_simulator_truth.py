@@ -203,7 +203,11 @@ def test_area_outage_raised_at_the_fifth_drop_and_resolved_when_fewer_remain() -
 
 def test_four_drops_in_a_district_of_ten_are_no_area_outage() -> None:
     prediction = predict(
-        _district(4, 10, back_at=[20] * 4), RULES, built=EVERYTHING, ended_at=T0 + 40, tolerance=TOL
+        _district(4, 10, back_at=[20.0] * 4),
+        RULES,
+        built=EVERYTHING,
+        ended_at=T0 + 40,
+        tolerance=TOL,
     )
     assert [e for e in prediction.alerts if e.type == "area_outage"] == []
 
