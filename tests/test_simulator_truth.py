@@ -186,7 +186,7 @@ def _district(drops: int, size: int, *, back_at: list[float]) -> dict[str, dict[
 
 
 def test_area_outage_raised_at_the_fifth_drop_and_resolved_when_fewer_remain() -> None:
-    back = [20, 21, 22, 23, 24, 25]
+    back = [20.0, 21.0, 22.0, 23.0, 24.0, 25.0]
     prediction = predict(
         _district(6, 10, back_at=back), RULES, built=EVERYTHING, ended_at=T0 + 40, tolerance=TOL
     )
