@@ -102,7 +102,7 @@ async def run_simulate(args: argparse.Namespace, settings: Settings) -> int:
                 result = await check_report(report, api)
             return 0 if result.ok else 1
         if args.load:
-            return await run_load(
+            load = await run_load(
                 LoadOptions(
                     broker=broker,
                     rate=args.rate,
@@ -114,6 +114,7 @@ async def run_simulate(args: argparse.Namespace, settings: Settings) -> int:
                     prefix=args.prefix or "load",
                 )
             )
+            return 1 if load.failed_workers else 0
         return await _run(args, broker)
     except ScenarioError as exc:
         print(f"simulate: {exc}", file=sys.stderr)

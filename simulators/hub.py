@@ -139,6 +139,11 @@ class Hub:
         self._stats.messages_sent += 1
         return True
 
+    @property
+    def unacknowledged(self) -> list[str]:
+        """msg_ids of the alarms still waiting for the backend's ack."""
+        return list(self._pending)
+
     def stop(self) -> None:
         self.want = Want.STOPPED
         self._wake.set()

@@ -107,8 +107,16 @@ def _worker(options: LoadOptions, sent: Synchronized[int], acked: Synchronized[i
     asyncio.run(_publish(options, sent, acked))
 
 
-async def run_load(options: LoadOptions) -> int:
-    """Publish for `duration_s`, printing the achieved rate each second; 0 on success."""
+@dataclass(frozen=True)
+class LoadResult:
+    sent: int
+    acked: int
+    rate: float
+    failed_workers: list[str]
+
+
+async def run_load(options: LoadOptions) -> LoadResult:
+    """Publish for `duration_s`, printing the achieved rate each second and at the end."""
     ctx = multiprocessing.get_context("spawn")
     share = options.devices // options.workers
     counters = [(ctx.Value("q", 0), ctx.Value("q", 0)) for _ in range(options.workers)]
@@ -159,5 +167,4 @@ async def run_load(options: LoadOptions) -> int:
     failed = [p.name for p in procs if p.exitcode != 0]
     if failed:
         print(f"load: worker(s) failed: {failed}", file=sys.stderr)
-        return 1
-    return 0
+    return LoadResult(total, acks, total / elapsed, failed)
