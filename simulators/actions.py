@@ -25,6 +25,7 @@ class Do(StrEnum):
     PERIPHERAL = "peripheral"  # kind, lost, battery_pct
     CLOCK = "clock"  # skew_s: device clock offset (not scaled: it is a clock, not a duration)
     BAD = "bad"  # kinds: what a misbehaving device or intruder sends
+    OPERATOR_ACK = "operator_ack"  # event (optional): an operator takes the devices' open alarms
     FLAP = "flap"  # expanded: times x (drop, restore after down_s), every every_s
 
 

@@ -29,6 +29,10 @@ def adhoc_scenario(
         "postcode": ["SW1A 1AA", "EC1A 1BB", "M1 1AE", "B33 8TH", "LS1 4AP"],
         "network": ["4g", "wifi", "ethernet"],
         "alarm_events": ["pendant", "pull_cord", "fall", "test"],
+        "peripherals": [
+            {"kind": "pendant", "battery_pct": 90},
+            {"kind": "smoke", "battery_pct": 85},
+        ],
     }
     if alarm_every_s is not None:
         group["alarm_every_s"] = alarm_every_s

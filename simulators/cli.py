@@ -52,6 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("TELECARE_API_TOKEN"),
         help="technician or admin token (env TELECARE_API_TOKEN)",
     )
+    parser.add_argument(
+        "--operator-token",
+        default=os.environ.get("TELECARE_OPERATOR_TOKEN"),
+        help="operator token, for scenarios where an operator takes alarms",
+    )
     parser.add_argument("--mqtt-url", help="broker URL (default: TELECARE_MQTT_URL)")
     parser.add_argument("--prefix", help="device id prefix (default: sim-<random>)")
     parser.add_argument(
@@ -141,9 +146,9 @@ async def _run(args: argparse.Namespace, broker: BrokerAddress) -> int:
         report = args.report
     if args.devices and args.scenario:
         scenario = scenario.with_devices(args.devices)
-    fleet_file = args.fleet_file or (
-        None if args.no_register or args.attach else Path(f"simulate-{prefix}.fleet.json")
-    )
+    fleet_file = args.fleet_file
+    if fleet_file is None and args.scenario and not (args.no_register or args.attach):
+        fleet_file = Path(f"simulate-{prefix}.fleet.json")
     await run_scenario(
         RunOptions(
             scenario=scenario,
@@ -151,6 +156,7 @@ async def _run(args: argparse.Namespace, broker: BrokerAddress) -> int:
             prefix=prefix,
             api_url=args.api_url,
             token=args.token,
+            operator_token=args.operator_token,
             register=not args.no_register,
             attach=args.attach,
             fleet_file=fleet_file,

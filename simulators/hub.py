@@ -218,6 +218,8 @@ class Hub:
             self._heartbeat(conn)
             self._beat_now = False
             spread = self._rng.uniform(0, self.identity.group.jitter)
+            if self._seq == 1:  # first beat since boot: settle on a phase of our own
+                spread = self._rng.uniform(0, 0.95)
             self._next_beat = now + self._interval_s * (1 - spread)
         if self._next_alarm is not None and now >= self._next_alarm:
             self.alarm(self._rng.choice(self.identity.group.alarm_events))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 import httpx
 
@@ -19,7 +20,7 @@ from simulators.timeline import Timeline
 
 log = logging.getLogger(__name__)
 
-STAGE_CONCURRENCY = 16
+API_CONCURRENCY = 16
 
 
 class Player:
@@ -29,10 +30,12 @@ class Player:
         timeline: Timeline,
         api: Api | None,
         bad_actor: BadActor | None,
+        operator: Api | None = None,
     ) -> None:
         self._hubs = hubs
         self._timeline = timeline
         self._api = api
+        self._operator = operator
         self._bad_actor = bad_actor
         self.errors: list[str] = []
 
@@ -57,6 +60,8 @@ class Player:
             await self._stages(chosen, str(p["stage"]))
         elif action.do is Do.BAD:
             await self._bad(chosen, group, p["kinds"])
+        elif action.do is Do.OPERATOR_ACK:
+            await self._operator_acks(chosen, p.get("event"))
         else:
             for hub in chosen:
                 _steer(hub, action)
@@ -77,22 +82,41 @@ class Player:
             for hub in hubs:
                 hub.alarm(event)
 
+    async def _operator_acks(self, hubs: list[Hub], event: str | None) -> None:
+        """An operator takes every open alarm of these devices (of one event, if given)."""
+        if self._operator is None:
+            self.errors.append("operator_ack needs an operator token (--operator-token)")
+            return
+        operator = self._operator
+        filters: dict[str, Any] = {"state": "open", **({"event": event} if event else {})}
+
+        async def one(hub: Hub) -> None:
+            async for alarm in operator.pages("/alarms", device_id=hub.device_id, **filters):
+                response = await operator.post(
+                    f"/alarms/{alarm['id']}/ack", {"note": "simulated operator"}
+                )
+                if response.is_success:
+                    self._timeline.add(hub.device_id, "operator_ack", msg_id=alarm["msg_id"])
+                else:
+                    self.errors.append(
+                        f"{hub.device_id}: ack alarm {alarm['id']}: HTTP "
+                        f"{response.status_code} {response.text[:200]}"
+                    )
+
+        await _bounded(one, hubs)
+
     async def _stages(self, hubs: list[Hub], stage: str) -> None:
         if self._api is None:
             self.errors.append(f"stage {stage}: no API (--no-register)")
             return
         api = self._api
-        gate = asyncio.Semaphore(STAGE_CONCURRENCY)
 
         async def one(hub: Hub) -> None:
-            async with gate:
-                try:
-                    response = await api.post(
-                        f"/devices/{hub.device_id}/migration", {"stage": stage}
-                    )
-                except httpx.HTTPError as exc:
-                    self.errors.append(f"{hub.device_id}: stage {stage}: {exc}")
-                    return
+            try:
+                response = await api.post(f"/devices/{hub.device_id}/migration", {"stage": stage})
+            except httpx.HTTPError as exc:
+                self.errors.append(f"{hub.device_id}: stage {stage}: {exc}")
+                return
             if not response.is_success:
                 self.errors.append(
                     f"{hub.device_id}: stage {stage}: HTTP {response.status_code} "
@@ -103,7 +127,18 @@ class Player:
             at = datetime.fromisoformat(changed).timestamp() if changed else time.time()
             self._timeline.add(hub.device_id, "stage", at=at, stage=stage)
 
-        await asyncio.gather(*(one(hub) for hub in hubs))
+        await _bounded(one, hubs)
+
+
+async def _bounded(work: Callable[[Hub], Awaitable[None]], hubs: list[Hub]) -> None:
+    """`work` for every hub, at most API_CONCURRENCY at a time."""
+    gate = asyncio.Semaphore(API_CONCURRENCY)
+
+    async def gated(hub: Hub) -> None:
+        async with gate:
+            await work(hub)
+
+    await asyncio.gather(*(gated(hub) for hub in hubs))
 
 
 def _steer(hub: Hub, action: Action) -> None:

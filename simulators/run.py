@@ -51,6 +51,7 @@ class RunOptions:
     prefix: str
     api_url: str | None = None
     token: str | None = None
+    operator_token: str | None = None
     register: bool = True
     attach: Path | None = None
     fleet_file: Path | None = None
@@ -91,7 +92,16 @@ async def run_scenario(options: RunOptions) -> dict[str, Any]:
         if options.fleet_file is not None:
             write_fleet_file(options.fleet_file, options.api_url, [r.device for r in registered])
         others = await _others_by_district(api, registered)
-        return await _run(options, registered, rules, others, started_at, api)
+        async with Api(options.api_url, options.operator_token) as operator:
+            return await _run(
+                options,
+                registered,
+                rules,
+                others,
+                started_at,
+                api,
+                operator if options.operator_token else None,
+            )
 
 
 async def _run(
@@ -101,6 +111,7 @@ async def _run(
     others_by_district: dict[str, int],
     started_at: float,
     api: Api | None = None,
+    operator: Api | None = None,
 ) -> dict[str, Any]:
     scenario = options.scenario
     timeline = Timeline()
@@ -132,7 +143,8 @@ async def _run(
             Hub(identity, options.broker, timeline, stats, _child_rng(rng), gate)
         )
     every = [h for group in hubs.values() for h in group]
-    player = Player(hubs, timeline, api, BadActor(options.broker, timeline, mode, options.prefix))
+    bad_actor = BadActor(options.broker, timeline, mode, options.prefix)
+    player = Player(hubs, timeline, api, bad_actor, operator)
     options.say(
         f"scenario {scenario.name}: {len(every)} devices, broker {mode}, "
         f"{scenario.duration_s:g} s at time scale {scenario.time_scale:g}"
@@ -151,6 +163,8 @@ async def _run(
         await asyncio.wait(tasks)
         progress.cancel()
     options.say("final: " + stats.line())
+    for error in player.errors:
+        options.say(f"error: {error}")
     run = {
         "scenario": scenario.name,
         "description": scenario.description,

@@ -69,6 +69,7 @@ async def _run(name: str, workdir: Path) -> Outcome:
         async with Service(settings) as service:
             await service.wait_ready()
             token = await create_token(service.pool, role=Role.TECHNICIAN, name=f"sim-{name}")
+            operator = await create_token(service.pool, role=Role.OPERATOR, name=f"op-{name}")
             try:
                 report = await run_scenario(
                     RunOptions(
@@ -77,6 +78,7 @@ async def _run(name: str, workdir: Path) -> Outcome:
                         prefix=name[:12],
                         api_url=service.api_url,
                         token=token,
+                        operator_token=operator,
                         report_path=workdir / f"{name}.json",
                         fleet_file=workdir / f"{name}.fleet.json",
                         progress_s=15,

@@ -136,6 +136,18 @@ def test_alarm_unhandled_only_for_alarms_a_person_raised() -> None:
     assert [(a.msg_id, a.must_store) for a in prediction.alarms] == [("a1", True), ("a2", True)]
 
 
+def test_an_operator_taking_the_alarm_in_time_prevents_alarm_unhandled_later_resolves_it() -> None:
+    events = [
+        registered(),
+        hb(1),
+        ev(2, "alarm", msg_id="a1", event="fall"),
+        ev(3, "alarm", msg_id="a2", event="pendant"),
+        ev(5, "operator_ack", msg_id="a1"),
+        ev(14, "operator_ack", msg_id="a2"),
+    ]
+    assert summary(run(events, end=15.5)) == [("alarm_unhandled", 13, 14, "system", True)]
+
+
 def _flaps(times: int, *, dies: bool = False) -> list[dict[str, Any]]:
     events = [registered(grace=20), hb(0.5)]
     for n in range(times):

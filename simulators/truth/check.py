@@ -82,6 +82,7 @@ async def check_report(
                 f"{alert.subject} {alert.type} raised {stamp(alert.raised[0])}-"
                 f"{stamp(alert.raised[1])}: not built yet (the engine does not raise it)"
             )
+    result.misses += [f"run error (the backend refused a step): {e}" for e in report["errors"]]
     areas = _areas(devices)
     fetched = [
         ApiAlert.from_json(a)

@@ -60,6 +60,7 @@ class DeviceReplay:
         self._drops: list[float] = []
         self._flap_until: float | None = None
         self._alarm_due: list[tuple[float, str]] = []
+        self._unhandled: dict[str, Predicted] = {}
         self._beats: list[float] = []
 
     # --- the replay ---
@@ -83,6 +84,8 @@ class DeviceReplay:
                 self._went_down(at, "connection_lost", f"status offline ({event.get('reason')})")
             elif kind == "alarm":
                 self._alarm(at, event, acks.get(event["msg_id"]))
+            elif kind == "operator_ack":
+                self._taken(at, event["msg_id"])
         self._advance(until)
         return self.alerts
 
@@ -105,7 +108,7 @@ class DeviceReplay:
                 self._flap_end(at)
             else:
                 _, msg_id = self._alarm_due.pop(0)
-                self._raise(
+                self._unhandled[msg_id] = self._raise(
                     "alarm_unhandled",
                     at,
                     timer=True,
@@ -234,6 +237,13 @@ class DeviceReplay:
             self._alarm_due.append((at + self.rules.alarm_ack_target_s, event["msg_id"]))
             self._alarm_due.sort()
 
+    def _taken(self, at: float, msg_id: str) -> None:
+        """An operator acknowledged the alarm: before the target nothing is raised."""
+        self._alarm_due = [(due, m) for due, m in self._alarm_due if m != msg_id]
+        alert = self._unhandled.pop(msg_id, None)
+        if alert is not None:
+            alert.resolve(at, "system")
+
     # --- bookkeeping ---
 
     def _raise(
@@ -246,13 +256,14 @@ class DeviceReplay:
         certain: bool = True,
         details: dict[str, Any] | None = None,
         keyed: bool = True,
-    ) -> None:
+    ) -> Predicted:
         if keyed and kind in self._open:
-            return  # one open alert per subject: a persisting condition raises nothing new
+            return self._open[kind]  # one open alert per subject: nothing new is raised
         alert = Predicted(kind, at, timer, certain, why, details=details or {})
         self.alerts.append(alert)
         if keyed:
             self._open[kind] = alert
+        return alert
 
     def _close(self, kind: str, at: float, by: str, *, timer: bool = False) -> None:
         alert = self._open.pop(kind, None)
