@@ -93,6 +93,11 @@ def _action(raw: dict[str, Any], groups: set[str], scale: float, where: str) -> 
         for k, v in raw.items()
         if k not in {"do", "group", "at_s", "count", "share", "pick", "for_s"}
     }
+    stagger_s = params.get("stagger_s", 0)
+    if not isinstance(stagger_s, int | float) or stagger_s < 0:
+        raise ScenarioError(f"{where}: stagger_s must be a number >= 0")
+    if stagger_s:
+        params["stagger_s"] = stagger_s / scale
     _check_params(do, params, scale, where)
     return Action(at_s / scale, group, do, count, share, pick == "last", params)
 
@@ -149,6 +154,7 @@ def _expand(action: Action, raw: dict[str, Any], scale: float, where: str) -> li
 
 
 def _drop_and_restore(action: Action, at_s: float, down_s: float) -> list[Action]:
+    staggered = {k: v for k, v in action.params.items() if k == "stagger_s"}
     drop = Action(
         at_s,
         action.group,
@@ -156,7 +162,7 @@ def _drop_and_restore(action: Action, at_s: float, down_s: float) -> list[Action
         action.count,
         action.share,
         action.from_end,
-        {"mode": action.params["mode"]},
+        {"mode": action.params["mode"], **staggered},
     )
     restore = Action(
         at_s + down_s,
@@ -165,6 +171,6 @@ def _drop_and_restore(action: Action, at_s: float, down_s: float) -> list[Action
         action.count,
         action.share,
         action.from_end,
-        {k: v for k, v in action.params.items() if k == "network"},
+        {k: v for k, v in action.params.items() if k in ("network", "stagger_s")},
     )
     return [drop, restore]

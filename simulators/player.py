@@ -115,7 +115,7 @@ class Player:
             try:
                 response = await api.post(f"/devices/{hub.device_id}/migration", {"stage": stage})
             except httpx.HTTPError as exc:
-                self.errors.append(f"{hub.device_id}: stage {stage}: {exc}")
+                self.errors.append(f"{hub.device_id}: stage {stage}: {exc!r}")
                 return
             if not response.is_success:
                 self.errors.append(
