@@ -40,17 +40,37 @@ class Player:
         self.errors: list[str] = []
 
     async def play(self, actions: Sequence[Action], t0: float) -> None:
-        """Apply every action at `t0 + at_s` (monotonic), in order."""
-        for action in actions:
-            delay = t0 + action.at_s - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            group = self._hubs[action.group]
-            chosen = [group[i] for i in action.select(len(group))]
-            log.info(
-                "scenario step do=%s group=%s devices=%d", action.do, action.group, len(chosen)
-            )
-            await self._apply(action, chosen, group)
+        """Apply every action at `t0 + at_s` (monotonic), in order.
+
+        An action with `stagger_s` reaches its devices one at a time, `stagger_s` apart, in the
+        background, so the next action is not held up.
+        """
+        async with asyncio.TaskGroup() as tg:
+            for n, action in enumerate(actions):
+                delay = t0 + action.at_s - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                group = self._hubs[action.group]
+                chosen = [group[i] for i in action.select(len(group))]
+                log.info(
+                    "scenario step do=%s group=%s devices=%d", action.do, action.group, len(chosen)
+                )
+                stagger_s = float(action.params.get("stagger_s", 0))
+                if stagger_s and len(chosen) > 1:
+                    tg.create_task(
+                        self._staggered(action, chosen, group, stagger_s),
+                        name=f"simulate.step[{n}]",
+                    )
+                else:
+                    await self._apply(action, chosen, group)
+
+    async def _staggered(
+        self, action: Action, chosen: list[Hub], group: list[Hub], stagger_s: float
+    ) -> None:
+        for index, hub in enumerate(chosen):
+            if index:
+                await asyncio.sleep(stagger_s)
+            await self._apply(action, [hub], group)
 
     async def _apply(self, action: Action, chosen: list[Hub], group: list[Hub]) -> None:
         p = action.params
