@@ -85,9 +85,11 @@ async def run_scenario(options: RunOptions) -> dict[str, Any]:
             if options.attach
             else plan_fleet(scenario, options.prefix)
         )
+        begun = time.monotonic()
         registered = await register_fleet(api, scenario, planned, attach=bool(options.attach))
         options.say(
-            f"{'attached to' if options.attach else 'registered'} {len(registered)} devices"
+            f"{'attached to' if options.attach else 'registered'} {len(registered)} devices "
+            f"in {time.monotonic() - begun:.1f} s"
         )
         if options.fleet_file is not None:
             write_fleet_file(options.fleet_file, options.api_url, [r.device for r in registered])
