@@ -157,8 +157,11 @@ class MqttConnection(asyncio.Protocol):
             self._connack.set_result(packet.body[1])
 
     def _keepalive(self) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return  # closing: connection_lost() ends the timer
         idle_s = time.monotonic() - self._last_write
-        if idle_s >= self._keepalive_s / 2 and self.is_open:
+        if idle_s >= self._keepalive_s / 2:
             self.write(packets.PINGREQ_PACKET)
             idle_s = 0
         self._ping = self._loop.call_later(self._keepalive_s / 2 - idle_s, self._keepalive)

@@ -116,7 +116,7 @@ async def _run(
     operator: Api | None = None,
 ) -> dict[str, Any]:
     scenario = options.scenario
-    timeline = Timeline()
+    timeline = Timeline(recording=rules is not None)
     for r in registered:
         if options.register:
             timeline.add(

@@ -31,9 +31,11 @@ class Timeline:
     events: dict[str, list[Event]] = field(default_factory=lambda: defaultdict(list))
     quarantine: list[dict[str, Any]] = field(default_factory=list)
     spoofed: list[dict[str, Any]] = field(default_factory=list)
-    unhandled_errors: int = 0
+    recording: bool = True  # off for runs without a report (--no-register): memory stays flat
 
     def add(self, device_id: str, kind: str, at: float | None = None, **fields: Any) -> None:
+        if not self.recording:
+            return
         self.events[device_id].append({"t": time.time() if at is None else at, "k": kind, **fields})
 
     def expect_quarantine(self, topic: str, reason: str, *, required: bool, why: str) -> None:
