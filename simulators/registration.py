@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -84,34 +85,48 @@ def read_fleet_file(path: Path) -> list[FleetDevice]:
 
 
 async def register_fleet(
-    api: Api, scenario: Scenario, devices: list[FleetDevice], *, attach: bool
+    api: Api,
+    scenario: Scenario,
+    devices: list[FleetDevice],
+    *,
+    attach: bool,
+    on_registered: Callable[[Registered], None] | None = None,
 ) -> list[Registered]:
-    """Register each device (or, attaching, read it back); bounded concurrency."""
+    """Register each device (or, attaching, read it back); bounded concurrency.
+
+    `on_registered` is called for each device as soon as the registry has it.
+    """
     groups = {g.name: g for g in scenario.groups}
     gate = asyncio.Semaphore(REGISTER_CONCURRENCY)
     can_rotate = await api.has("post", "/devices/{device_id}/credentials")
 
     async def one(device: FleetDevice) -> Registered:
         async with gate:
-            if attach:
-                return _registered(device, await api.get(f"/devices/{device.device_id}"))
-            group = groups[device.group]
-            body: dict[str, Any] = {
-                "device_id": device.device_id,
-                "heartbeat_interval_s": group.heartbeat_interval_s,
-                "heartbeat_grace_s": group.heartbeat_grace_s,
-                "model": "simulator",
-                "manufacturer": "telecare-sim",
-                "postcode": device.postcode,
-                "migration_stage": group.migration_stage,
-            }
-            response = await api.post("/devices", body)
-            if response.status_code == httpx.codes.CREATED:
-                answer = response.json()
-                return _registered(_with(device, answer["mqtt_password"]), answer)
-            if response.status_code != httpx.codes.CONFLICT:
-                raise ApiError(f"registering {device.device_id}", response)
-            return await _reuse(api, device, can_rotate=can_rotate)
+            registered = await register_one(device)
+        if on_registered is not None:
+            on_registered(registered)
+        return registered
+
+    async def register_one(device: FleetDevice) -> Registered:
+        if attach:
+            return _registered(device, await api.get(f"/devices/{device.device_id}"))
+        group = groups[device.group]
+        body: dict[str, Any] = {
+            "device_id": device.device_id,
+            "heartbeat_interval_s": group.heartbeat_interval_s,
+            "heartbeat_grace_s": group.heartbeat_grace_s,
+            "model": "simulator",
+            "manufacturer": "telecare-sim",
+            "postcode": device.postcode,
+            "migration_stage": group.migration_stage,
+        }
+        response = await api.post("/devices", body)
+        if response.status_code == httpx.codes.CREATED:
+            answer = response.json()
+            return _registered(_with(device, answer["mqtt_password"]), answer)
+        if response.status_code != httpx.codes.CONFLICT:
+            raise ApiError(f"registering {device.device_id}", response)
+        return await _reuse(api, device, can_rotate=can_rotate)
 
     return list(await asyncio.gather(*(one(d) for d in devices)))
 

@@ -7,7 +7,7 @@ import logging
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,15 +62,28 @@ class RunOptions:
     say: Callable[[str], None] = say
 
 
+Registrar = Callable[[Callable[[Registered], None]], Awaitable[list[Registered]]]
+
+
 async def run_scenario(options: RunOptions) -> dict[str, Any]:
     """Run the scenario to its end; return (and write, if asked) the ground-truth report."""
     scenario = options.scenario
     started_at = time.time()
     if not options.register:
-        return await _run(options, _unregistered(options), None, {}, started_at)
+        fleet = _unregistered(options)
+
+        async def power_on(start: Callable[[Registered], None]) -> list[Registered]:
+            for r in fleet:
+                start(r)
+            return fleet
+
+        return await _run(options, len(fleet), power_on, None, started_at)
     if options.api_url is None:
         raise ScenarioError("registering needs --api-url (or use --no-register)")
-    async with Api(options.api_url, options.token) as api:
+    async with (
+        Api(options.api_url, options.token) as api,
+        Api(options.api_url, options.operator_token) as operator,
+    ):
         rules = await api.alert_rules()
         if any(a.do is Do.STAGE for a in scenario.actions) and not await api.has(
             "post", MIGRATION_PATH
@@ -85,83 +98,94 @@ async def run_scenario(options: RunOptions) -> dict[str, Any]:
             if options.attach
             else plan_fleet(scenario, options.prefix)
         )
-        begun = time.monotonic()
-        registered = await register_fleet(api, scenario, planned, attach=bool(options.attach))
-        options.say(
-            f"{'attached to' if options.attach else 'registered'} {len(registered)} devices "
-            f"in {time.monotonic() - begun:.1f} s"
-        )
-        if options.fleet_file is not None:
-            write_fleet_file(options.fleet_file, options.api_url, [r.device for r in registered])
-        others = await _others_by_district(api, registered)
-        async with Api(options.api_url, options.operator_token) as operator:
-            return await _run(
-                options,
-                registered,
-                rules,
-                others,
-                started_at,
-                api,
-                operator if options.operator_token else None,
+
+        async def register(start: Callable[[Registered], None]) -> list[Registered]:
+            """Each hub powers on as soon as its device is registered, as an installer's does."""
+            begun = time.monotonic()
+            registered = await register_fleet(
+                api, scenario, planned, attach=bool(options.attach), on_registered=start
             )
+            options.say(
+                f"{'attached to' if options.attach else 'registered'} {len(registered)} devices "
+                f"in {time.monotonic() - begun:.1f} s"
+            )
+            if options.fleet_file is not None:
+                devices = [r.device for r in registered]
+                write_fleet_file(options.fleet_file, options.api_url or "", devices)
+            return registered
+
+        return await _run(
+            options,
+            len(planned),
+            register,
+            rules,
+            started_at,
+            api,
+            operator if options.operator_token else None,
+        )
 
 
 async def _run(
     options: RunOptions,
-    registered: list[Registered],
+    size: int,
+    registrar: Registrar,
     rules: dict[str, Any] | None,
-    others_by_district: dict[str, int],
     started_at: float,
     api: Api | None = None,
     operator: Api | None = None,
 ) -> dict[str, Any]:
     scenario = options.scenario
     timeline = Timeline(recording=rules is not None)
-    for r in registered:
-        if options.register:
-            timeline.add(
-                r.device.device_id,
-                "registered",
-                at=r.stage_changed_at,
-                interval=r.interval_s,
-                grace=r.grace_s,
-                stage=r.stage,
-            )
-    mode = await detect_broker_mode(options.broker, registered[0].device.device_id)
-    stats = FleetStats(devices=len(registered))
+    mode = await detect_broker_mode(options.broker, f"{options.prefix}-probe")
+    stats = FleetStats(devices=size)
     groups = {g.name: g for g in scenario.groups}
     gate = asyncio.Semaphore(options.connect_concurrency)
     rng = random.Random(scenario.seed)  # noqa: S311 - simulation, not secrets
     hubs: dict[str, list[Hub]] = {g.name: [] for g in scenario.groups}
-    for r in registered:
-        identity = HubIdentity(
-            r.device.device_id,
-            r.device.password,
-            groups[r.device.group],
-            r.device.network,
-            r.interval_s,
-        )
-        hubs[r.device.group].append(
-            Hub(identity, options.broker, timeline, stats, _child_rng(rng), gate)
-        )
-    every = [h for group in hubs.values() for h in group]
     bad_actor = BadActor(options.broker, timeline, mode, options.prefix)
     player = Player(hubs, timeline, api, bad_actor, operator)
     options.say(
-        f"scenario {scenario.name}: {len(every)} devices, broker {mode}, "
+        f"scenario {scenario.name}: {size} devices, broker {mode}, "
         f"{scenario.duration_s:g} s at time scale {scenario.time_scale:g}"
     )
     async with asyncio.TaskGroup() as tg:
-        tasks = [tg.create_task(h.run(), name=f"hub[{h.device_id}]") for h in every]
+        tasks: list[asyncio.Task[None]] = []
+
+        def start(r: Registered) -> None:
+            if options.register:
+                timeline.add(
+                    r.device.device_id,
+                    "registered",
+                    at=r.stage_changed_at,
+                    interval=r.interval_s,
+                    grace=r.grace_s,
+                    stage=r.stage,
+                )
+            identity = HubIdentity(
+                r.device.device_id,
+                r.device.password,
+                groups[r.device.group],
+                r.device.network,
+                r.interval_s,
+            )
+            hub = Hub(identity, options.broker, timeline, stats, _child_rng(rng), gate)
+            hubs[r.device.group].append(hub)
+            tasks.append(tg.create_task(hub.run(), name=f"hub[{hub.device_id}]"))
+
         progress = tg.create_task(_progress(stats, options), name="simulate.progress")
-        await _until_connected(stats, len(every), options)
+        registered = await registrar(start)
+        for group in hubs.values():
+            group.sort(key=lambda h: h.device_id)  # registration finished in any order
+        others = await _others_by_district(api, registered) if api else {}
+        await _until_connected(stats, size, options)
         t0, t0_wall = time.monotonic(), time.time()
         play = tg.create_task(player.play(scenario.actions, t0), name="simulate.player")
         await asyncio.sleep(scenario.duration_s)
         ended_at = time.time()
         play.cancel()
-        for hub in every:
-            hub.stop()
+        for group in hubs.values():
+            for hub in group:
+                hub.stop()
         await asyncio.wait(tasks)
         progress.cancel()
     options.say("final: " + stats.line())
@@ -199,7 +223,7 @@ async def _run(
         tolerance=options.tolerance,
         quarantine=timeline.quarantine,
         spoofed=timeline.spoofed,
-        others_by_district=others_by_district,
+        others_by_district=others,
     )
     if options.report_path is not None:
         write_report(options.report_path, report)

@@ -198,7 +198,7 @@ def _district(drops: int, size: int, *, back_at: list[float]) -> dict[str, dict[
 
 
 def test_area_outage_raised_at_the_fifth_drop_and_resolved_when_fewer_remain() -> None:
-    back = [20.0, 21.0, 22.0, 23.0, 24.0, 25.0]
+    back = [14.0, 30.0, 31.0, 32.0, 33.0, 34.0]
     prediction = predict(
         _district(6, 10, back_at=back), RULES, built=EVERYTHING, ended_at=T0 + 40, tolerance=TOL
     )
@@ -207,10 +207,11 @@ def test_area_outage_raised_at_the_fifth_drop_and_resolved_when_fewer_remain() -
         ("postcode:SW1A", 10, "system")
     ]
     assert area[0].resolved is not None
-    assert round(area[0].resolved[0] + TOL.early_s - T0) == 21  # 4 still down < threshold 5
+    assert round(area[0].resolved[0] + TOL.early_s - T0) == 30  # 4 still down < threshold 5
     lost = {e.device_id: e.groups for e in prediction.alerts if e.type == "connection_lost"}
     assert lost["dev-0"] == ["postcode:SW1A"]  # back before the area resolved: stays grouped
     assert lost["dev-5"] == [None]  # still down when it resolved: a straggler, ungrouped
+    assert lost["dev-2"] == [None, "postcode:SW1A"]  # back 1 s after it resolved: either
 
 
 def test_four_drops_in_a_district_of_ten_are_no_area_outage() -> None:

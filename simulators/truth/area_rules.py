@@ -47,7 +47,11 @@ class AreaAlert:
 
 
 def predict_areas(
-    devices: list[DeviceFacts], rules: Rules, *, others_by_district: dict[str, int]
+    devices: list[DeviceFacts],
+    rules: Rules,
+    *,
+    others_by_district: dict[str, int],
+    margin_s: float,
 ) -> list[AreaAlert]:
     areas: dict[str, list[DeviceFacts]] = defaultdict(list)
     for device in devices:
@@ -59,7 +63,7 @@ def predict_areas(
     for area, members in sorted(areas.items()):
         extra = others_by_district.get(area.removeprefix("postcode:"), 0)
         for cause, types in CAUSES.items():
-            found += _walk(area, cause, types, members, rules, extra)
+            found += _walk(area, cause, types, members, rules, extra, margin_s)
     return found
 
 
@@ -76,6 +80,7 @@ def _walk(
     devices: list[DeviceFacts],
     rules: Rules,
     extra_tracked: int,
+    margin_s: float,
 ) -> list[AreaAlert]:
     alerts = [(d, a) for d in devices for a in d.alerts if a.type in types]
     moments = sorted(
@@ -111,7 +116,7 @@ def _walk(
                 current.alert.resolve(at, "system", timer=True)
                 current = None
     for area_alert in found:
-        _mark_groups(area_alert, alerts)
+        _mark_groups(area_alert, alerts, margin_s)
     return found
 
 
@@ -119,21 +124,24 @@ def _open_at(alert: Predicted, at: float) -> bool:
     return alert.raised_at <= at and (alert.resolved_at is None or alert.resolved_at > at)
 
 
-def _mark_groups(area: AreaAlert, alerts: list[tuple[DeviceFacts, Predicted]]) -> None:
-    """Grouped: open while the area alert is; ungrouped again if still open when it resolves."""
-    start, end = area.alert.raised_at, area.alert.resolved_at
+def _mark_groups(
+    area: AreaAlert, alerts: list[tuple[DeviceFacts, Predicted]], margin_s: float
+) -> None:
+    """Grouped: open while the area alert is; ungrouped again if still open when it resolves.
+
+    Within `margin_s` of the area alert's raise or resolution either outcome is right.
+    """
+    start = area.alert.raised_at
+    end = area.alert.resolved_at if area.alert.resolved_at is not None else math.inf
     for device, alert in alerts:
         if device.device_id not in area.members:
             continue
-        overlaps = alert.raised_at <= (end if end is not None else math.inf) and (
-            alert.resolved_at is None or alert.resolved_at >= start
-        )
-        if not overlaps:
-            continue
-        still_open_at_end = end is not None and (
-            alert.resolved_at is None or alert.resolved_at > end
-        )
-        groups = device.groups.setdefault(id(alert), set())
-        groups.add(None if still_open_at_end else area.area)
-        if not area.alert.certain:
-            groups.add(None)
+        resolved = alert.resolved_at if alert.resolved_at is not None else math.inf
+        if alert.raised_at > end + margin_s or resolved < start - margin_s:
+            continue  # never open while the area alert was
+        outcomes = device.groups.setdefault(id(alert), set())
+        outcomes.add(None if resolved > end else area.area)
+        near_end = abs(resolved - end) < margin_s or abs(alert.raised_at - end) < margin_s
+        near_start = abs(resolved - start) < margin_s
+        if near_end or near_start or not area.alert.certain:
+            outcomes |= {None, area.area}

@@ -66,7 +66,9 @@ def predict(
         ]
     areas = []
     if "area_outage" in built:
-        areas = predict_areas(facts, rules, others_by_district=others_by_district or {})
+        areas = predict_areas(
+            facts, rules, others_by_district=others_by_district or {}, margin_s=tolerance.race_s
+        )
     window = _Windows(tolerance, ended_at)
     for device in facts:
         for alert in device.alerts:
