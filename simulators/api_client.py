@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -13,6 +14,7 @@ import httpx
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
+GET_ATTEMPTS = 3
 
 
 class ApiError(RuntimeError):
@@ -30,7 +32,9 @@ class Api:
             base_url=base_url.rstrip("/"),
             headers=headers,
             timeout=timeout_s,
-            limits=httpx.Limits(max_connections=32),
+            # Drop idle connections before the server does (uvicorn keeps them 5 s): reusing one
+            # the server is closing fails the request with a ReadError.
+            limits=httpx.Limits(max_connections=32, keepalive_expiry=2.0),
         )
         self._paths: set[str] | None = None
 
@@ -57,7 +61,16 @@ class Api:
         return f"{method.upper()} {API_PREFIX}{path}" in self._paths
 
     async def get(self, path: str, **params: Any) -> Any:
-        response = await self._http.get(API_PREFIX + path, params=params)
+        """GET, retried on a transport error (it is idempotent); ApiError on an error answer."""
+        for attempt in range(GET_ATTEMPTS):
+            try:
+                response = await self._http.get(API_PREFIX + path, params=params)
+                break
+            except httpx.TransportError as exc:
+                if attempt + 1 == GET_ATTEMPTS:
+                    raise
+                log.warning("api GET failed, retrying path=%s error=%r", path, exc)
+                await asyncio.sleep(0.5 * (attempt + 1))
         if response.status_code != httpx.codes.OK:
             raise ApiError(f"GET {path}", response)
         return response.json()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,22 +46,33 @@ class Outcome:
     lines: list[str] = field(default_factory=list)
 
 
-@contextlib.contextmanager
-def _database() -> Iterator[str]:
-    name = f"telecare_sim_{uuid.uuid4().hex[:10]}"
+def _admin(statement: str) -> None:
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(statement)
+
+
+@contextlib.asynccontextmanager
+async def _backing_services() -> AsyncIterator[tuple[str, PrivateBroker]]:
+    """A database and a broker of the scenario's own, set up and torn down off the event loop.
+
+    Off the loop matters: the other scenarios' backends share it, and a DROP DATABASE waits for
+    every backend of the cluster, including theirs in the middle of a COPY that needs the loop.
+    """
+    name = f"telecare_sim_{uuid.uuid4().hex[:10]}"
+    await asyncio.to_thread(_admin, f'CREATE DATABASE "{name}"')
+    broker = PrivateBroker()
     try:
-        yield f"{ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+        await asyncio.to_thread(broker.start)
+        yield f"{ADMIN_URL.rsplit('/', 1)[0]}/{name}", broker
     finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await asyncio.to_thread(broker.__exit__, None, None, None)
+        await asyncio.to_thread(_admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def _run(name: str, workdir: Path) -> Outcome:
     scenario = load_scenario(name, time_scale=TIME_SCALE)
     outcome = Outcome()
-    with _database() as database_url, PrivateBroker() as broker:
+    async with _backing_services() as (database_url, broker):
         settings = Settings(
             database_url=database_url,
             mqtt_url=broker.url,
