@@ -205,6 +205,21 @@ async def _run(
         "stats": {k: v for k, v in vars(stats).items() if not k.startswith("_")},
         "errors": player.errors,
     }
+    report = _report(options, run, registered, timeline, rules, others)
+    if options.report_path is not None:
+        write_report(options.report_path, report)
+        options.say(f"ground truth written to {options.report_path}")
+    return report
+
+
+def _report(
+    options: RunOptions,
+    run: dict[str, Any],
+    registered: list[Registered],
+    timeline: Timeline,
+    rules: dict[str, Any] | None,
+    others: dict[str, int],
+) -> dict[str, Any]:
     devices = {
         r.device.device_id: {
             "group": r.device.group,
@@ -216,7 +231,7 @@ async def _run(
         }
         for r in registered
     }
-    report = build_report(
+    return build_report(
         run=run,
         devices=devices,
         rules=Rules.from_json(rules) if rules else None,
@@ -225,10 +240,6 @@ async def _run(
         spoofed=timeline.spoofed,
         others_by_district=others,
     )
-    if options.report_path is not None:
-        write_report(options.report_path, report)
-        options.say(f"ground truth written to {options.report_path}")
-    return report
 
 
 def _child_rng(rng: random.Random) -> random.Random:
