@@ -124,9 +124,20 @@ async def run_simulate(args: argparse.Namespace, settings: Settings) -> int:
     except ScenarioError as exc:
         print(f"simulate: {exc}", file=sys.stderr)
         return 2
-    except (ApiError, httpx.HTTPError, MqttError) as exc:
-        print(f"simulate: {exc}", file=sys.stderr)
+    except (ApiError, httpx.HTTPError, MqttError, ExceptionGroup) as exc:
+        failures = _leaves(exc)
+        if not all(isinstance(e, ApiError | httpx.HTTPError | MqttError) for e in failures):
+            raise
+        for failure in failures:
+            print(f"simulate: {failure}", file=sys.stderr)
         return 1
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The errors inside (nested) exception groups, as the fleet's TaskGroups raise them."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
 
 
 async def _run(args: argparse.Namespace, broker: BrokerAddress) -> int:

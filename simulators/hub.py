@@ -66,7 +66,7 @@ class Hub:
         self._battery_at = time.monotonic()
         self.skew_s = 0.0
         self._seq = 0
-        self._boot = rng.getrandbits(32)
+        self._boot = self._new_boot()
         self._beat_now = True
         self._next_beat = time.monotonic()
         self._signal_dbm = -60 - rng.randrange(30)
@@ -108,7 +108,7 @@ class Hub:
             return
         self.power = "mains" if on else "battery"
         if on and self.want is Want.DEAD:
-            self._seq, self._boot = 0, self._rng.getrandbits(32)  # it boots again
+            self._seq, self._boot = 0, self._new_boot()  # it boots again
             self.want = Want.UP
         self.alarm(AlarmEvent.MAINS_RESTORE if on else AlarmEvent.MAINS_FAIL)
         self._beat_now = True
@@ -329,6 +329,10 @@ class Hub:
     def _next_spontaneous_alarm(self, now: float) -> float | None:
         mean = self.identity.group.alarm_every_s
         return None if mean is None else now + self._rng.expovariate(1 / mean)
+
+    def _new_boot(self) -> int:
+        """A boot id for msg_ids: unique across runs too (a seeded rng alone would repeat)."""
+        return (self._rng.getrandbits(32) ^ time.time_ns() // 1_000_000) & 0xFFFFFFFF
 
     def _next_seq(self) -> int:
         self._seq += 1

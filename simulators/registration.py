@@ -47,6 +47,9 @@ class Registered:
     stage: str
     stage_changed_at: float
     district: str | None
+    # A device that existed before this run (--attach, or an id already registered):
+    last_heartbeat_at: float | None = None
+    power: str | None = None
 
 
 def plan_fleet(scenario: Scenario, prefix: str) -> list[FleetDevice]:
@@ -152,6 +155,14 @@ def _registered(device: FleetDevice, answer: dict[str, Any]) -> Registered:
         interval_s=int(answer["heartbeat_interval_s"]),
         grace_s=answer.get("heartbeat_grace_s"),
         stage=str(answer["migration_stage"]),
-        stage_changed_at=datetime.fromisoformat(answer["stage_changed_at"]).timestamp(),
+        stage_changed_at=_time(answer["stage_changed_at"]),
         district=answer.get("postcode_district"),
+        last_heartbeat_at=_time(answer["last_heartbeat_at"])
+        if answer.get("last_heartbeat_at")
+        else None,
+        power=answer.get("power"),
     )
+
+
+def _time(value: str) -> float:
+    return datetime.fromisoformat(value).timestamp()

@@ -160,6 +160,8 @@ async def _run(
                     interval=r.interval_s,
                     grace=r.grace_s,
                     stage=r.stage,
+                    last_hb=r.last_heartbeat_at,
+                    power=r.power,
                 )
             identity = HubIdentity(
                 r.device.device_id,

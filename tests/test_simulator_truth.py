@@ -92,6 +92,21 @@ def test_never_seen_device_is_overdue_from_registration_and_deadline_after_end_i
     assert run([registered()], end=10).alerts == []
 
 
+def test_an_attached_device_carries_its_last_heartbeat_and_supply_over() -> None:
+    earlier = registered(at=-500)
+    earlier.update(last_hb=T0 - 30, power="battery")  # overdue at -30 + 15, before the run
+    events = [earlier, hb(5, power="battery"), hb(15, power="battery")]
+    prediction = predict(
+        {"dev-1": {"district": "SW1A", "timeline": events}},
+        RULES,
+        built=EVERYTHING,
+        ended_at=T0 + 25,
+        tolerance=TOL,
+        started_at=T0,
+    )
+    assert summary(prediction) == []  # that alert was the earlier run's; no new mains alert
+
+
 def test_last_will_raises_connection_lost_at_once_and_online_resolves_it() -> None:
     events = [registered(), hb(1), ev(5, "offline", reason="lwt"), ev(8, "online"), hb(8)]
     assert summary(run(events, end=15)) == [("connection_lost", 5, 8, "device", True)]

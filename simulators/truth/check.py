@@ -64,18 +64,14 @@ async def check_report(
     started, ended = _time(report["started_at"]), _time(report["ended_at"])
     tolerance = Tolerance(**report["tolerance"])
     devices: dict[str, dict[str, Any]] = report["devices"]
-    others = report.get("others_by_district", {})
-    checked = predict(
-        devices, rules, built=raised, ended_at=ended, tolerance=tolerance, others_by_district=others
-    )
-    full = predict(
-        devices,
-        rules,
-        built=frozenset(ALL_TYPES),
-        ended_at=ended,
-        tolerance=tolerance,
-        others_by_district=others,
-    )
+    common = {
+        "ended_at": ended,
+        "tolerance": tolerance,
+        "others_by_district": report.get("others_by_district", {}),
+        "started_at": started,
+    }
+    checked = predict(devices, rules, built=raised, **common)
+    full = predict(devices, rules, built=frozenset(ALL_TYPES), **common)
     for alert in full.certain():
         if alert.type not in raised:
             result.expected_to_miss.append(

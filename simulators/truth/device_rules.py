@@ -125,6 +125,9 @@ class DeviceReplay:
     def _stage_changed(self, at: float, event: Event) -> None:
         if event["k"] == "registered":
             self._window = silence_window_s(int(event["interval"]), event.get("grace"))
+            # A device from an earlier run: its last heartbeat and supply carry over.
+            self._anchor = max(self._anchor, float(event.get("last_hb") or 0))
+            self._last_power = event.get("power")
         before = self._overdue_type()
         self._stage = str(event["stage"])
         self._anchor = max(self._anchor, at)

@@ -45,8 +45,13 @@ def predict(
     ended_at: float,
     tolerance: Tolerance,
     others_by_district: dict[str, int] | None = None,
+    started_at: float | None = None,
 ) -> Prediction:
-    """`timelines` maps device id to `{"district": ..., "timeline": [events]}`."""
+    """`timelines` maps device id to `{"district": ..., "timeline": [events]}`.
+
+    Alerts due before `started_at` (devices attached from an earlier run that were already
+    overdue) belong to that earlier run and are left out.
+    """
     facts = []
     prediction = Prediction()
     for device_id, entry in sorted(timelines.items()):
@@ -69,7 +74,7 @@ def predict(
         areas = predict_areas(
             facts, rules, others_by_district=others_by_district or {}, margin_s=tolerance.race_s
         )
-    window = _Windows(tolerance, ended_at)
+    window = _Windows(tolerance, ended_at, started_at or 0.0)
     for device in facts:
         for alert in device.alerts:
             groups: list[str | None] = []
@@ -85,6 +90,7 @@ def predict(
 class _Windows:
     tolerance: Tolerance
     ended_at: float
+    started_at: float
 
     def add(
         self,
@@ -97,7 +103,7 @@ class _Windows:
     ) -> None:
         """Turn a nominal prediction into windows; what the end of the run cuts is only allowed."""
         raised = self.tolerance.window(alert.raised_at, deadline=alert.timer)
-        if raised[0] > self.ended_at:
+        if raised[0] > self.ended_at or raised[1] < self.started_at:
             return
         resolved = None
         if alert.resolved_at is not None:

@@ -51,6 +51,7 @@ def build_report(
         ended_at=run["ended_at"],
         tolerance=tolerance,
         others_by_district=others_by_district,
+        started_at=run["started_at"],
     )
     _attach(report, full)
     return report
