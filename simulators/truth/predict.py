@@ -33,9 +33,6 @@ class Prediction:
     def certain(self) -> list[Expected]:
         return [e for e in self.alerts if e.certain]
 
-    def allowed(self) -> list[Expected]:
-        return [e for e in self.alerts if not e.certain]
-
 
 def predict(
     timelines: dict[str, dict[str, Any]],
