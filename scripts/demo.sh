@@ -46,12 +46,19 @@ cat <<MSG
     operator token: $operator
     metrics:        $API/metrics
 
-  $DEVICES simulated devices heartbeat every ${INTERVAL}s. The last one falls silent after
-  ${silent_after}s; about ${window}s later (interval + grace) its heartbeat_missed alert appears:
+  $DEVICES simulated hubs heartbeat every ${INTERVAL}s, each with a pendant and a smoke
+  detector, and now and then raise an alarm (re-sent until the backend acknowledges it). The
+  last hub's firmware hangs after ${silent_after}s; about ${window}s later (interval + grace) its
+  heartbeat_missed alert appears:
 
     curl -s -H "Authorization: Bearer $operator" "$API/api/v1/alerts?state=open"
+    curl -s -H "Authorization: Bearer $operator" "$API/api/v1/alarms?limit=5"
     curl -s -H "Authorization: Bearer $operator" "$API/api/v1/devices?status=overdue"
-    curl -s -H "Authorization: Bearer $operator" "$API/api/v1/devices?limit=5"
+
+  Scripted scenarios with a ground truth to check the backend against (docs/SIMULATOR.md):
+    $tc simulate --list
+    $tc simulate mass-outage --time-scale 6 --api-url $API --token $technician --report /tmp/outage.json
+    $tc simulate --check /tmp/outage.json --api-url $API --token $technician
 
   Press Ctrl-C to stop.
 
@@ -77,4 +84,5 @@ trap 'say "stopping"; kill "$watcher_pid" "$service_pid" 2>/dev/null; wait "$ser
 
 $tc simulate --api-url "$API" --token "$technician" --devices "$DEVICES" \
   --interval "$INTERVAL" --silent 1 --silent-after "$silent_after" --prefix "demo" \
+  --alarm-every "${DEMO_ALARM_EVERY:-600}" \
   ${DEMO_DURATION:+--duration "$DEMO_DURATION"}

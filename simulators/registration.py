@@ -1,48 +1,168 @@
-"""Register simulated devices through the HTTP API (PROTOCOL.md section 4)."""
+"""Registering the fleet through the API (concurrently), or attaching to a fleet file.
+
+The fleet file (JSON, mode 0600: it holds MQTT passwords) lists every device with its password
+and scenario group, so `telecare simulate --attach FILE` runs the same devices again.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 import httpx
 
+from core.protocol import is_valid_device_id
+from simulators.api_client import Api, ApiError
+from simulators.scenario import Scenario
+from simulators.scenario_errors import ScenarioError
+
 log = logging.getLogger(__name__)
 
-SIM_POSTCODES = ("SW1A 1AA", "SW1A 2AA", "EC1A 1BB", "M1 1AE", "B33 8TH", "LS1 4AP")
+REGISTER_CONCURRENCY = 16
 
 
-class RegistrationError(RuntimeError):
-    """The API refused to register a device for a reason other than a conflict."""
+@dataclass(frozen=True)
+class FleetDevice:
+    device_id: str
+    group: str
+    postcode: str | None
+    network: str
+    password: str | None = None
 
 
-def device_ids(prefix: str, count: int) -> list[str]:
-    return [f"{prefix}-{n:04d}" for n in range(1, count + 1)]
+@dataclass(frozen=True)
+class Registered:
+    """What the registry says about a device: the ground truth's starting point."""
+
+    device: FleetDevice
+    interval_s: int
+    grace_s: int | None
+    stage: str
+    stage_changed_at: float
+    district: str | None
+    # A device that existed before this run (--attach, or an id already registered):
+    last_heartbeat_at: float | None = None
+    power: str | None = None
 
 
-async def register_devices(
-    api_url: str, token: str | None, ids: list[str], interval_s: int
-) -> dict[str, str | None]:
-    """Register each device; map id to its MQTT password (None when it already existed)."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    passwords: dict[str, str | None] = {}
-    async with httpx.AsyncClient(base_url=api_url, headers=headers, timeout=10.0) as http:
-        for index, device_id in enumerate(ids):
-            body = {
-                "device_id": device_id,
-                "heartbeat_interval_s": interval_s,
-                "model": "simulator",
-                "manufacturer": "telecare-sim",
-                "postcode": SIM_POSTCODES[index % len(SIM_POSTCODES)],
-            }
-            response = await http.post("/api/v1/devices", json=body)
-            if response.status_code == httpx.codes.CREATED:
-                password = response.json().get("mqtt_password")
-                passwords[device_id] = password if isinstance(password, str) else None
-            elif response.status_code == httpx.codes.CONFLICT:
-                log.info("device %s already registered: reusing it", device_id)
-                passwords[device_id] = None
-            else:
-                raise RegistrationError(
-                    f"registering {device_id}: HTTP {response.status_code} {response.text[:200]}"
+def plan_fleet(scenario: Scenario, prefix: str) -> list[FleetDevice]:
+    """Device ids, postcodes and bearers for every group (round robin over the group's lists)."""
+    fleet = []
+    for group in scenario.groups:
+        for n in range(group.devices):
+            device_id = f"{prefix}-{group.name}-{n + 1:04d}"
+            if not is_valid_device_id(device_id):
+                raise ScenarioError(f"device id {device_id!r} breaks PROTOCOL's id pattern")
+            fleet.append(
+                FleetDevice(
+                    device_id,
+                    group.name,
+                    group.postcodes[n % len(group.postcodes)],
+                    group.networks[n % len(group.networks)],
                 )
-    return passwords
+            )
+    return fleet
+
+
+def write_fleet_file(path: Path, api_url: str, devices: list[FleetDevice]) -> None:
+    data = {"api_url": api_url, "devices": [asdict(d) for d in devices]}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(data, out, indent=1)
+    path.chmod(0o600)  # an existing file keeps its mode on O_CREAT
+
+
+def read_fleet_file(path: Path) -> list[FleetDevice]:
+    try:
+        data = json.loads(path.read_text())
+        return [FleetDevice(**d) for d in data["devices"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ScenarioError(f"cannot read fleet file {path}: {exc}") from None
+
+
+async def register_fleet(
+    api: Api,
+    scenario: Scenario,
+    devices: list[FleetDevice],
+    *,
+    attach: bool,
+    on_registered: Callable[[Registered], None] | None = None,
+) -> list[Registered]:
+    """Register each device (or, attaching, read it back); bounded concurrency.
+
+    `on_registered` is called for each device as soon as the registry has it.
+    """
+    groups = {g.name: g for g in scenario.groups}
+    gate = asyncio.Semaphore(REGISTER_CONCURRENCY)
+    can_rotate = await api.has("post", "/devices/{device_id}/credentials")
+
+    async def one(device: FleetDevice) -> Registered:
+        async with gate:
+            registered = await register_one(device)
+        if on_registered is not None:
+            on_registered(registered)
+        return registered
+
+    async def register_one(device: FleetDevice) -> Registered:
+        if attach:
+            return _registered(device, await api.get(f"/devices/{device.device_id}"))
+        group = groups[device.group]
+        body: dict[str, Any] = {
+            "device_id": device.device_id,
+            "heartbeat_interval_s": group.heartbeat_interval_s,
+            "heartbeat_grace_s": group.heartbeat_grace_s,
+            "model": "simulator",
+            "manufacturer": "telecare-sim",
+            "postcode": device.postcode,
+            "migration_stage": group.migration_stage,
+        }
+        response = await api.post("/devices", body)
+        if response.status_code == httpx.codes.CREATED:
+            answer = response.json()
+            return _registered(_with(device, answer["mqtt_password"]), answer)
+        if response.status_code != httpx.codes.CONFLICT:
+            raise ApiError(f"registering {device.device_id}", response)
+        return await _reuse(api, device, can_rotate=can_rotate)
+
+    return list(await asyncio.gather(*(one(d) for d in devices)))
+
+
+async def _reuse(api: Api, device: FleetDevice, *, can_rotate: bool) -> Registered:
+    """An id already registered: take it as the registry has it, with a fresh password if we can."""
+    password = device.password
+    if can_rotate:
+        response = await api.post(f"/devices/{device.device_id}/credentials")
+        if response.is_success:
+            password = response.json().get("mqtt_password", password)
+    log.info("device already registered, reusing it device=%s", device.device_id)
+    return _registered(_with(device, password), await api.get(f"/devices/{device.device_id}"))
+
+
+def _with(device: FleetDevice, password: str | None) -> FleetDevice:
+    return FleetDevice(device.device_id, device.group, device.postcode, device.network, password)
+
+
+def _registered(device: FleetDevice, answer: dict[str, Any]) -> Registered:
+    return Registered(
+        device=device,
+        interval_s=int(answer["heartbeat_interval_s"]),
+        grace_s=answer.get("heartbeat_grace_s"),
+        stage=str(answer["migration_stage"]),
+        stage_changed_at=_time(answer["stage_changed_at"]),
+        district=answer.get("postcode_district"),
+        last_heartbeat_at=_time(answer["last_heartbeat_at"])
+        if answer.get("last_heartbeat_at")
+        else None,
+        power=answer.get("power"),
+    )
+
+
+def _time(value: str) -> float:
+    return datetime.fromisoformat(value).timestamp()

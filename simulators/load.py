@@ -1,0 +1,170 @@
+"""Load mode: heartbeats for N device ids at a target rate over a few connections.
+
+Cheap by construction: each device's PUBLISH header and payload template are serialised once;
+every 10 ms tick builds the due packets by byte concatenation and hands each connection one
+write. `--workers K` runs K publisher processes, each with its share of devices and rate.
+The achieved rate is printed every second and at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import struct
+import sys
+import time
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from multiprocessing.sharedctypes import Synchronized
+
+from core.mqtt_url import BrokerAddress
+from core.protocol import MessageKind, topic_for
+from simulators.mqtt_client import MqttConnection, connect
+from simulators.mqtt_packets import PUBLISH, remaining_length
+
+TICK_S = 0.01
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    broker: BrokerAddress
+    rate: float
+    duration_s: float
+    devices: int
+    qos: int = 0
+    connections: int = 4
+    workers: int = 1
+    prefix: str = "load"
+    first_device: int = 0
+
+
+class _Templates:
+    """Per device: the PUBLISH topic part; per message only msg_id, seq and ts change."""
+
+    def __init__(self, options: LoadOptions) -> None:
+        ids = [
+            f"{options.prefix}-{n:06d}"
+            for n in range(options.first_device, options.first_device + options.devices)
+        ]
+        self.topics = [
+            struct.pack("!H", len(t)) + t.encode()
+            for t in (topic_for(i, MessageKind.HEARTBEAT) for i in ids)
+        ]
+        self.first = bytes([PUBLISH | (options.qos << 1)])
+        self.qos = options.qos
+        self.tail = (
+            b',"interval_s":60,"power":"mains","battery_pct":90,"signal_dbm":-70,'
+            b'"network":"4g","firmware":"load-1.0"}'
+        )
+
+    def packet(self, device: int, seq: int, ts: bytes, packet_id: int) -> bytes:
+        body = (b'{"msg_id":"l%d","ts":"%s","seq":%d' % (seq, ts, seq)) + self.tail
+        pid = struct.pack("!H", packet_id) if self.qos else b""
+        topic = self.topics[device]
+        return self.first + remaining_length(len(topic) + len(pid) + len(body)) + topic + pid + body
+
+
+async def _publish(options: LoadOptions, sent: Synchronized[int], acked: Synchronized[int]) -> None:
+    templates = _Templates(options)
+    conns: list[MqttConnection] = [
+        await connect(
+            options.broker,
+            client_id=f"{options.prefix}-pub-{options.first_device}-{c}",
+            keepalive_s=60,
+        )
+        for c in range(options.connections)
+    ]
+    start = time.monotonic()
+    count, device, seq, packet_id = 0, 0, 0, 0
+    try:
+        while (now := time.monotonic()) - start < options.duration_s:
+            due = int(options.rate * (now - start)) - count
+            ts = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode()
+            batches: list[list[bytes]] = [[] for _ in conns]
+            for n in range(max(0, due)):
+                packet_id = packet_id % 65535 + 1
+                batches[n % len(conns)].append(templates.packet(device, seq, ts, packet_id))
+                device += 1
+                if device == options.devices:
+                    device, seq = 0, seq + 1
+            for conn, batch in zip(conns, batches, strict=True):
+                if batch:
+                    conn.write(b"".join(batch))
+            count += max(0, due)
+            sent.value = count
+            acked.value = sum(c.acks_received for c in conns)
+            await asyncio.gather(*(c.drain() for c in conns))
+            await asyncio.sleep(TICK_S)
+        if options.qos:  # give the last PUBACKs a moment
+            await asyncio.sleep(1)
+            acked.value = sum(c.acks_received for c in conns)
+    finally:
+        for conn in conns:
+            await conn.disconnect()
+
+
+def _worker(options: LoadOptions, sent: Synchronized[int], acked: Synchronized[int]) -> None:
+    asyncio.run(_publish(options, sent, acked))
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    sent: int
+    acked: int
+    rate: float
+    failed_workers: list[str]
+
+
+async def run_load(options: LoadOptions) -> LoadResult:
+    """Publish for `duration_s`, printing the achieved rate each second and at the end."""
+    ctx = multiprocessing.get_context("spawn")
+    share = options.devices // options.workers
+    counters = [(ctx.Value("q", 0), ctx.Value("q", 0)) for _ in range(options.workers)]
+    parts = [
+        replace(
+            options,
+            rate=options.rate / options.workers,
+            devices=share,
+            first_device=w * share,
+            workers=1,
+        )
+        for w in range(options.workers)
+    ]
+    procs = [
+        ctx.Process(target=_worker, args=(part, *pair), name=f"load-{w}", daemon=True)
+        for w, (part, pair) in enumerate(zip(parts, counters, strict=True))
+    ]
+    print(
+        f"load: {options.rate:g} heartbeats/s target, {options.devices} device ids, "
+        f"{options.workers} worker(s) x {options.connections} connection(s), QoS {options.qos}",
+        file=sys.stderr,
+        flush=True,
+    )
+    for proc in procs:
+        proc.start()
+    start = last_at = time.monotonic()
+    last = 0
+    while any(p.is_alive() for p in procs):
+        await asyncio.sleep(1)
+        now, total = time.monotonic(), sum(s.value for s, _ in counters)
+        acks = sum(a.value for _, a in counters)
+        print(
+            f"load: {total - last:.0f} msg in {now - last_at:.2f} s = "
+            f"{(total - last) / (now - last_at):.0f} msg/s (sent {total}, acked {acks})",
+            file=sys.stderr,
+            flush=True,
+        )
+        last, last_at = total, now
+    for proc in procs:
+        proc.join()
+    total, acks = sum(s.value for s, _ in counters), sum(a.value for _, a in counters)
+    elapsed = min(time.monotonic() - start, options.duration_s) or 1
+    print(
+        f"load: done: sent {total} heartbeats in {options.duration_s:g} s = "
+        f"{total / elapsed:.0f} msg/s achieved (target {options.rate:g}); acked {acks}",
+        flush=True,
+    )
+    failed = [p.name for p in procs if p.exitcode != 0]
+    if failed:
+        print(f"load: worker(s) failed: {failed}", file=sys.stderr)
+    return LoadResult(total, acks, total / elapsed, failed)
