@@ -69,13 +69,21 @@ def _create(secret: DeviceSecret) -> list[Command]:
 
 
 def _repair(secret: DeviceSecret) -> list[Command]:
-    """For a client left by an earlier attempt: the new password, its id and its role."""
-    device_id = secret.device_id
+    """For a client left by an earlier attempt: the new password, its id and its role.
+
+    The role is removed first (whether it was there or not): Mosquitto 2.0.11 answers
+    "Internal error" when adding a role a client already has. Answers: see `_REPAIR_CHECKED`.
+    """
+    device_id, role = secret.device_id, role_name(secret.device_id)
     return [
         {"command": "setClientPassword", "username": device_id, "password": secret.password},
         {"command": "setClientId", "username": device_id, "clientid": device_id},
-        {"command": "addClientRole", "username": device_id, "rolename": role_name(device_id)},
+        {"command": "removeClientRole", "username": device_id, "rolename": role},
+        {"command": "addClientRole", "username": device_id, "rolename": role},
     ]
+
+
+_REPAIR_CHECKED = (0, 1, 3)  # the answer of removeClientRole does not matter
 
 
 class DynsecCredentials:
@@ -108,8 +116,8 @@ class DynsecCredentials:
                 refused[secret.device_id] = client["error"]
         if to_repair:
             repaired = await self._execute([c for s in to_repair for c in _repair(s)])
-            for secret, answers in zip(to_repair, _chunks(repaired, 3), strict=True):
-                errors = [a["error"] for a in answers if _is_error(a, "Client already has role")]
+            for secret, answers in zip(to_repair, _chunks(repaired, 4), strict=True):
+                errors = [answers[i]["error"] for i in _REPAIR_CHECKED if _is_error(answers[i])]
                 if errors:
                     refused[secret.device_id] = "; ".join(errors)
         return refused
