@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -40,19 +40,37 @@ async def record(
 
     `details` must name what changed, not copy personal data (resident, address) into it.
     """
-    await conn.execute(
-        "INSERT INTO audit_log (actor, actor_role, token_id, action, target_type, target_id,"
-        " details) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        [
-            actor.name,
-            actor.role,
-            actor.token_id,
-            action,
-            target_type,
-            target_id,
-            json.dumps(dict(details or {}), default=str),
-        ],
+    await record_many(
+        conn, actor, action=action, target_type=target_type, entries=[(target_id, details)]
     )
+
+
+async def record_many(
+    conn: AsyncConnection,
+    actor: Actor,
+    *,
+    action: str,
+    target_type: str,
+    entries: Sequence[tuple[str | None, Mapping[str, object] | None]],
+) -> None:
+    """One entry per (target_id, details), sent in one pipeline (e.g. a bulk import)."""
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO audit_log (actor, actor_role, token_id, action, target_type, target_id,"
+            " details) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            [
+                (
+                    actor.name,
+                    actor.role,
+                    actor.token_id,
+                    action,
+                    target_type,
+                    target_id,
+                    json.dumps(dict(details or {}), default=str),
+                )
+                for target_id, details in entries
+            ],
+        )
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,17 @@
 """Registering many devices at once, each row on its own: a bad row never stops the others.
 
-All rows go into one transaction, each row inside its own savepoint, so a row that fails (its
-id already registered, a constraint) leaves nothing behind while the others stay. The broker
-clients of the rows that succeeded are then made in batches before the commit; if the broker
-does not confirm them all, the whole import rolls back (BrokerUnavailable) and nothing at all
-is registered. A dry run does the same work and rolls back at the end, broker untouched.
+A row is checked whole before anything is written (the caller validates its fields; repeated
+ids in the file fail every row that carries them), then every good row is inserted in one
+set-based statement that skips ids already registered, so a row either makes a complete device
+(row, first history entry, audit entry, notification) or nothing. It is one transaction: the
+broker clients of the new devices are made in batches before the commit; if the broker does
+not confirm them all, the whole import rolls back (BrokerUnavailable) and nothing is
+registered. A dry run does the same work and rolls back at the end, broker untouched.
+
+No savepoint per row: the only failure the database could still find in a checked row is an
+id registered meanwhile, which `ON CONFLICT DO NOTHING` reports without an error. Any other
+database error fails the whole import (nothing written). One statement instead of six round
+trips per row makes 1,000 rows ~30x faster (docs/REGISTRY.md).
 """
 
 from __future__ import annotations
@@ -13,14 +20,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import psycopg
-
 from core import audit
 from core.db import Pool
 from devices.credentials import BrokerCredentials, DeviceSecret
-from devices.errors import BrokerUnavailable, DeviceAlreadyRegistered
+from devices.errors import BrokerUnavailable
 from devices.passwords import hash_password, new_password
-from devices.registry import NewDevice, insert_device
+from devices.registry import NewDevice, insert_devices
 
 
 @dataclass(frozen=True)
@@ -75,53 +80,52 @@ async def import_devices(
     credentials: BrokerCredentials,
 ) -> ImportResult:
     repeated = _repeated_ids(rows)
-    results: list[RowResult] = []
-    secrets: list[DeviceSecret] = []
+    checked: dict[int, list[FieldError]] = {}
+    secrets: dict[int, DeviceSecret] = {}
+    candidates: list[tuple[NewDevice, str]] = []
+    for row in rows:
+        errors = list(row.errors)
+        if row.device_id in repeated:
+            others = ", ".join(str(n) for n in repeated[row.device_id] if n != row.row)
+            errors.append(FieldError("device_id", f"the same device_id is also in row {others}"))
+        checked[row.row] = errors
+        if not errors and row.device is not None:
+            secrets[row.row] = DeviceSecret(row.device.device_id, new_password())
+            candidates.append((row.device, hash_password(secrets[row.row].password)))
     async with pool.connection() as conn, conn.transaction(force_rollback=dry_run):
-        for row in rows:
-            errors = list(row.errors)
-            if row.device_id in repeated:
-                others = ", ".join(str(n) for n in repeated[row.device_id] if n != row.row)
-                errors.append(
-                    FieldError("device_id", f"the same device_id is also in row {others}")
-                )
-            if errors or row.device is None:
-                results.append(RowResult(row.row, row.device_id, ok=False, errors=errors))
-                continue
-            password = new_password()
-            error = await _insert_one(conn, row.device, password, actor)
-            if error is not None:
-                results.append(RowResult(row.row, row.device_id, ok=False, errors=[error]))
-                continue
-            secrets.append(DeviceSecret(row.device.device_id, password))
-            shown = None if dry_run else password
-            results.append(RowResult(row.row, row.device_id, True, [], shown))
-        if not dry_run and secrets:
-            await _add_to_broker(credentials, secrets)
-        if secrets:
+        inserted = await insert_devices(conn, candidates, actor=actor) if candidates else set()
+        made = [secret for secret in secrets.values() if secret.device_id in inserted]
+        if made and not dry_run:
+            await _add_to_broker(credentials, made)
+        if made:
             await audit.record(
                 conn,
                 actor,
                 action="device.import",
                 target_type="device",
                 target_id=None,
-                details={"rows": len(rows), "registered": len(secrets), "dry_run": dry_run},
+                details={"rows": len(rows), "registered": len(made), "dry_run": dry_run},
             )
-    return ImportResult(dry_run, results)
+    return ImportResult(
+        dry_run, [_result(r, checked[r.row], secrets, inserted, dry_run) for r in rows]
+    )
 
 
-async def _insert_one(
-    conn: psycopg.AsyncConnection, device: NewDevice, password: str, actor: audit.Actor
-) -> FieldError | None:
-    """Insert in a savepoint; the reason when the row cannot be registered (nothing is left)."""
-    try:
-        async with conn.transaction():
-            await insert_device(conn, device, password_hash=hash_password(password), actor=actor)
-    except DeviceAlreadyRegistered as exc:
-        return FieldError("device_id", str(exc))
-    except psycopg.errors.IntegrityError as exc:
-        return FieldError(None, f"refused by the database: {exc.diag.message_primary}")
-    return None
+def _result(
+    row: ImportRow,
+    errors: list[FieldError],
+    secrets: dict[int, DeviceSecret],
+    inserted: set[str],
+    dry_run: bool,
+) -> RowResult:
+    if errors or row.row not in secrets:
+        return RowResult(row.row, row.device_id, ok=False, errors=errors)
+    secret = secrets[row.row]
+    if secret.device_id not in inserted:
+        error = FieldError("device_id", f"device {secret.device_id!r} is already registered")
+        return RowResult(row.row, row.device_id, ok=False, errors=[error])
+    shown = None if dry_run else secret.password
+    return RowResult(row.row, row.device_id, ok=True, errors=[], mqtt_password=shown)
 
 
 async def _add_to_broker(credentials: BrokerCredentials, secrets: list[DeviceSecret]) -> None:

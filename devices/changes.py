@@ -7,6 +7,7 @@ commit, so a broker that does not confirm rolls the whole change back.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +22,8 @@ from devices.passwords import hash_password, new_password
 from devices.postcodes import postcode_district
 from devices.records import DeviceRecord
 from devices.registry import fetch_device, lock_active_device
+
+log = logging.getLogger(__name__)
 
 EDITABLE = frozenset(
     {
@@ -89,7 +92,9 @@ async def update_device(
             },
         )
         await notify(conn, DEVICE_CHANGED, device_id)
-        return await fetch_device(conn, device_id)
+        updated = await fetch_device(conn, device_id)
+    log.info("device updated device=%s fields=%s actor=%s", device_id, sorted(changed), actor.name)
+    return updated
 
 
 async def decommission_device(
@@ -107,7 +112,9 @@ async def decommission_device(
         )
         await notify(conn, DEVICE_CHANGED, device_id)
         await credentials.remove(device_id)
-        return await fetch_device(conn, device_id)
+        decommissioned = await fetch_device(conn, device_id)
+    log.info("device decommissioned device=%s actor=%s", device_id, actor.name)
+    return decommissioned
 
 
 async def rotate_credentials(
@@ -132,4 +139,5 @@ async def rotate_credentials(
             target_id=device_id,
         )
         await credentials.set_password(device_id, password)
+    log.info("device credentials rotated device=%s actor=%s", device_id, actor.name)
     return NewCredentials(device_id, password, row[0])

@@ -6,10 +6,12 @@ Each device gets a role `telecare-device-{id}` (Mosquitto 2.0's dynamic security
 - publishClientSend `telecare/v1/{id}/#`: heartbeats, alarms, status and its Last Will;
 - subscribeLiteral and publishClientReceive `telecare/v1/{id}/ack`: its own acks, nothing else.
 
-Commands go to `$CONTROL/dynamic-security/v1` in batches (one message carries many commands);
-the plugin answers on `.../response` to this client only. Mosquitto 2.0 rewrites its whole JSON
-file after every changing command, so a change costs time in proportion to the number of
-clients already stored (see docs/REGISTRY.md for measured figures and the limits).
+Commands go to `$CONTROL/dynamic-security/v1` in batches (one message carries several
+commands); the plugin answers on `.../response` to this client only. Mosquitto 2.0 rewrites its
+whole JSON file after every changing command, even within one message, and the broker serves
+nobody else meanwhile: a batch costs time in proportion to the clients already stored, times
+its commands. So batches stay small (`COMMANDS_PER_MESSAGE`): larger ones save nothing but
+round trips and would hold alarms up for longer. Figures and limits: docs/REGISTRY.md.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import asyncio
 import itertools
 import json
 import logging
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -25,6 +28,7 @@ from typing import Any
 import aiomqtt
 
 from core.backoff import backoff_delay
+from core.metrics import Metrics
 from core.mqtt_url import parse_mqtt_url
 from core.protocol import TOPIC_ROOT
 from core.settings import Settings
@@ -35,7 +39,7 @@ log = logging.getLogger(__name__)
 
 CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
 RESPONSE_TOPIC = f"{CONTROL_TOPIC}/response"
-COMMANDS_PER_MESSAGE = 200
+COMMANDS_PER_MESSAGE = 20
 
 Command = dict[str, Any]
 
@@ -89,7 +93,8 @@ _REPAIR_CHECKED = (0, 1, 3)  # the answer of removeClientRole does not matter
 class DynsecCredentials:
     """Implements BrokerCredentials; `run()` keeps the control connection up until cancelled."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self._metrics = metrics
         self._broker = parse_mqtt_url(settings.mqtt_url)
         self._timeout_s = settings.broker_control_timeout_s
         self._client: aiomqtt.Client | None = None
@@ -150,6 +155,17 @@ class DynsecCredentials:
         return responses
 
     async def _request(self, commands: list[Command]) -> list[Command]:
+        started = time.perf_counter()
+        try:
+            responses = await self._exchange(commands)
+        except BrokerUnavailable as exc:
+            self._metrics.broker_control_failures.inc()
+            log.warning("dynamic-security commands=%d not confirmed: %s", len(commands), exc)
+            raise
+        self._metrics.broker_control_seconds.observe(time.perf_counter() - started)
+        return responses
+
+    async def _exchange(self, commands: list[Command]) -> list[Command]:
         client = self._client
         if client is None:
             raise BrokerUnavailable("not connected to the broker's dynamic-security control topic")

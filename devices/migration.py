@@ -19,6 +19,7 @@ notifies the other processes.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -32,6 +33,8 @@ from core.db import Pool
 from core.notifications import DEVICE_CHANGED, notify
 from devices.errors import InvalidStageTransition, MissingEvidence
 from devices.registry import fetch_device, lock_active_device
+
+log = logging.getLogger(__name__)
 
 STAGES = ("analogue", "scheduled", "in_progress", "verifying", "complete", "failed")
 NEXT_STAGES: dict[str, tuple[str, ...]] = {
@@ -164,7 +167,15 @@ async def change_stage(
             details={"from": from_stage, "to": to_stage, "with_note": note is not None},
         )
         await notify(conn, DEVICE_CHANGED, device_id)
-        return await _view(conn, device_id)
+        view = await _view(conn, device_id)
+    log.info(
+        "migration stage changed device=%s from=%s to=%s actor=%s",
+        device_id,
+        from_stage,
+        to_stage,
+        actor.name,
+    )
+    return view
 
 
 async def get_migration(pool: Pool, device_id: str) -> MigrationView:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import psycopg
 from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
 
 from core import audit
 from core.db import Pool
-from core.notifications import DEVICE_CHANGED, notify
+from core.notifications import DEVICE_CHANGED
 from devices.credentials import BrokerCredentials, DeviceSecret, NoBrokerCredentials
 from devices.errors import (
     BrokerUnavailable,
@@ -20,6 +23,8 @@ from devices.errors import (
 from devices.passwords import hash_password, new_password
 from devices.postcodes import postcode_district
 from devices.records import DEADLINE_SQL, DEVICE_COLUMNS, DEVICE_FROM, STATUS_SQL, DeviceRecord
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,53 +59,76 @@ async def register_device(
     """Register one device; its broker client is made before the commit (or nothing is)."""
     password = new_password()
     async with pool.connection() as conn, conn.transaction():
-        await insert_device(conn, new, password_hash=hash_password(password), actor=actor)
+        if not await insert_devices(conn, [(new, hash_password(password))], actor=actor):
+            raise DeviceAlreadyRegistered(new.device_id)
         refused = await (credentials or NoBrokerCredentials()).add(
             [DeviceSecret(new.device_id, password)]
         )
         if refused:
             raise BrokerUnavailable(f"broker refused device {new.device_id!r}: {refused}")
         device = await fetch_device(conn, new.device_id)
+    log.info("device registered device=%s actor=%s", new.device_id, actor.name)
     return Registered(device, password)
 
 
-async def insert_device(
-    conn: psycopg.AsyncConnection, new: NewDevice, *, password_hash: str, actor: audit.Actor
-) -> None:
-    """The device row, its first migration-history entry, the audit entry and the notification.
+_INSERT = """
+WITH given AS (
+    SELECT * FROM jsonb_to_recordset(%(rows)s) AS r(
+        device_id text, serial text, model text, manufacturer text, resident_ref text,
+        address text, postcode text, postcode_district text, heartbeat_interval_s integer,
+        heartbeat_grace_s integer, migration_stage text, mqtt_password_hash text)
+), inserted AS (
+    INSERT INTO devices (device_id, serial, model, manufacturer, resident_ref, address,
+        postcode, postcode_district, heartbeat_interval_s, heartbeat_grace_s, migration_stage,
+        mqtt_password_hash)
+    SELECT device_id, serial, model, manufacturer, resident_ref, address, postcode,
+        postcode_district, heartbeat_interval_s, heartbeat_grace_s, migration_stage,
+        mqtt_password_hash
+    FROM given
+    ON CONFLICT (device_id) DO NOTHING
+    RETURNING device_id, migration_stage
+), history AS (
+    INSERT INTO migration_history (device_id, actor, to_stage, note)
+    SELECT device_id, %(actor)s, migration_stage, 'registered' FROM inserted
+)
+SELECT device_id, migration_stage FROM inserted
+"""
 
-    Call inside a transaction (or savepoint); DeviceAlreadyRegistered on a repeat id.
+
+async def insert_devices(
+    conn: psycopg.AsyncConnection,
+    devices: Sequence[tuple[NewDevice, str]],
+    *,
+    actor: audit.Actor,
+) -> set[str]:
+    """Insert (device, password hash) pairs whose id is not registered yet, each with its
+    first migration-history entry, audit entry and change notification, in a few statements
+    whatever the count. The ids inserted; the others were already registered.
+
+    Call inside a transaction: its rollback undoes all of it.
     """
-    try:
-        await conn.execute(
-            """INSERT INTO devices (device_id, serial, model, manufacturer, resident_ref,
-                   address, postcode, postcode_district, heartbeat_interval_s,
-                   heartbeat_grace_s, migration_stage, mqtt_password_hash)
-               VALUES (%(device_id)s, %(serial)s, %(model)s, %(manufacturer)s, %(resident_ref)s,
-                   %(address)s, %(postcode)s, %(district)s, %(heartbeat_interval_s)s,
-                   %(heartbeat_grace_s)s, %(migration_stage)s, %(hash)s)""",
-            {
-                **asdict(new),
-                "district": postcode_district(new.postcode) if new.postcode else None,
-                "hash": password_hash,
-            },
-        )
-    except psycopg.errors.UniqueViolation:
-        raise DeviceAlreadyRegistered(new.device_id) from None
-    await conn.execute(
-        "INSERT INTO migration_history (device_id, actor, to_stage, note)"
-        " VALUES (%s, %s, %s, 'registered')",
-        [new.device_id, actor.name, new.migration_stage],
-    )
-    await audit.record(
+    rows = [
+        {
+            **asdict(new),
+            "postcode_district": postcode_district(new.postcode) if new.postcode else None,
+            "mqtt_password_hash": password_hash,
+        }
+        for new, password_hash in devices
+    ]
+    cur = await conn.execute(_INSERT, {"rows": Jsonb(rows), "actor": actor.name})
+    inserted: dict[str, str] = dict(await cur.fetchall())
+    await audit.record_many(
         conn,
         actor,
         action="device.register",
         target_type="device",
-        target_id=new.device_id,
-        details={"migration_stage": new.migration_stage},
+        entries=[(device_id, {"migration_stage": stage}) for device_id, stage in inserted.items()],
     )
-    await notify(conn, DEVICE_CHANGED, new.device_id)
+    await conn.execute(
+        "SELECT pg_notify(%s, device_id) FROM unnest(%s::text[]) AS device_id",
+        [DEVICE_CHANGED, list(inserted)],
+    )
+    return set(inserted)
 
 
 async def get_device(pool: Pool, device_id: str) -> DeviceRecord:

@@ -107,7 +107,7 @@ class Service:
     def _broker_credentials(self, tg: asyncio.TaskGroup) -> BrokerCredentials:
         if self.settings.broker_credentials == "none":
             return NoBrokerCredentials()
-        self.dynsec = DynsecCredentials(self.settings)
+        self.dynsec = DynsecCredentials(self.settings, self.metrics)
         self._spawn(tg, self.dynsec.run(), "api.broker_credentials")
         return self.dynsec
 

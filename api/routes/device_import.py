@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from api.csv_import import MAX_BYTES, csv_text, parse_rows, too_large
-from api.deps import CredentialsDep, PoolDep, TechnicianRole
+from api.deps import CredentialsDep, MetricsDep, PoolDep, TechnicianRole
 from devices.bulk_import import RowResult, import_devices
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 
@@ -57,6 +61,7 @@ async def import_csv(
     pool: PoolDep,
     principal: TechnicianRole,
     credentials: CredentialsDep,
+    metrics: MetricsDep,
     dry_run: Annotated[bool, Query(description="check every row, register nothing")] = False,
 ) -> ImportSummary:
     """Register the devices of a CSV file (header: the POST /devices field names).
@@ -66,9 +71,20 @@ async def import_csv(
     """
     text = csv_text(await _read_body(request), request.headers.get("content-type", ""))
     rows = parse_rows(text)
+    started = time.perf_counter()
     result = await import_devices(
         pool, rows, dry_run=dry_run, actor=principal.actor, credentials=credentials
     )
+    log.info(
+        "device import rows=%d ok=%d dry_run=%s seconds=%.2f actor=%s",
+        len(rows),
+        result.registered,
+        dry_run,
+        time.perf_counter() - started,
+        principal.name,
+    )
+    if not dry_run:
+        metrics.devices_registered.labels("import").inc(result.registered)
     return ImportSummary(
         dry_run=dry_run,
         rows=len(rows),

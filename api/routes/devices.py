@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, status
 
-from api.deps import AdminRole, AnyRole, CredentialsDep, PoolDep, TechnicianRole
+from api.deps import AdminRole, AnyRole, CredentialsDep, MetricsDep, PoolDep, TechnicianRole
 from api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, page
 from api.schemas import (
     DeviceCreate,
@@ -33,12 +33,17 @@ def public(device: DeviceRecord) -> DevicePublic:
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def register(
-    body: DeviceCreate, pool: PoolDep, principal: TechnicianRole, credentials: CredentialsDep
+    body: DeviceCreate,
+    pool: PoolDep,
+    principal: TechnicianRole,
+    credentials: CredentialsDep,
+    metrics: MetricsDep,
 ) -> DeviceRegistered:
     """Register a device; its MQTT password is in this response only."""
     registered = await register_device(
         pool, NewDevice(**body.model_dump()), actor=principal.actor, credentials=credentials
     )
+    metrics.devices_registered.labels("api").inc()
     return DeviceRegistered(
         **public(registered.device).model_dump(), mqtt_password=registered.mqtt_password
     )
