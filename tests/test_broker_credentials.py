@@ -170,6 +170,14 @@ async def test_after_rotation_only_the_new_password_works(
         await client.publish(topic(device_id, "heartbeat"), json.dumps(heartbeat()), qos=1)
     await _heartbeat_stored(dynsec_admin, device_id)
 
+    # A broker that lost the device (e.g. restored from an old file): rotation makes it again.
+    assert dynsec_service.dynsec is not None
+    await dynsec_service.dynsec.remove(device_id)
+    assert await broker.refused(device_id, new)
+    again = (await dynsec_admin.post(f"/devices/{device_id}/credentials")).json()
+    async with broker.device(device_id, again["mqtt_password"]):
+        pass
+
 
 async def test_imported_devices_get_broker_clients_and_a_leftover_client_is_repaired(
     dynsec_service: Service, dynsec_admin: httpx.AsyncClient, dynsec_broker: PrivateBroker
