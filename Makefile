@@ -1,5 +1,5 @@
 # The two commands of the README. Both run the idempotent set-up first.
-.PHONY: demo test setup lint
+.PHONY: demo test setup lint bench-registry
 
 setup:
 	bash scripts/setup.sh
@@ -15,3 +15,7 @@ test: setup
 
 lint:
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
+
+# Registry figures (imports with and without broker credentials, lists on a large fleet).
+bench-registry: setup
+	.venv/bin/python -m tests.bench_registry

@@ -5,7 +5,19 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from api.context import ApiContext
-from api.routes import alarms, alerts, devices, health, quarantine, rules
+from api.errors import install_error_handlers
+from api.routes import (
+    alarms,
+    alerts,
+    audit,
+    device_import,
+    devices,
+    health,
+    migration,
+    quarantine,
+    rules,
+    tokens,
+)
 
 API_PREFIX = "/api/v1"
 
@@ -14,8 +26,10 @@ def create_app(context: ApiContext) -> FastAPI:
     """The app serves a context whose resources (pool, broker) the caller owns."""
     app = FastAPI(title="Telecare monitoring API", version="1")
     app.state.context = context
+    install_error_handlers(app)
     v1 = APIRouter(prefix=API_PREFIX)
-    for module in (devices, alerts, alarms, quarantine, rules):
+    routers = (device_import, devices, migration, alerts, alarms, quarantine, rules, tokens, audit)
+    for module in routers:
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)

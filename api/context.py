@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.db import Pool
 from core.metrics import Metrics
 from core.settings import Settings
+from devices.credentials import BrokerCredentials, NoBrokerCredentials
 
 
 @dataclass(frozen=True)
@@ -17,3 +18,5 @@ class ApiContext:
     metrics: Metrics
     # Checks /healthz runs besides the database: e.g. "is the ingest connected to the broker".
     readiness: dict[str, Callable[[], bool]]
+    # Where device passwords are enforced (TELECARE_BROKER_CREDENTIALS).
+    credentials: BrokerCredentials = field(default_factory=NoBrokerCredentials)

@@ -11,6 +11,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.context import ApiContext
 from api.tokens import Principal, Role, authenticate
 from core.db import Pool
+from core.metrics import Metrics
+from devices.credentials import BrokerCredentials
 
 _bearer = HTTPBearer(auto_error=False, description="API token from `telecare token create`")
 
@@ -24,8 +26,18 @@ def get_pool(context: Annotated[ApiContext, Depends(get_context)]) -> Pool:
     return context.pool
 
 
+def get_metrics(context: Annotated[ApiContext, Depends(get_context)]) -> Metrics:
+    return context.metrics
+
+
+def get_credentials(context: Annotated[ApiContext, Depends(get_context)]) -> BrokerCredentials:
+    return context.credentials
+
+
 ContextDep = Annotated[ApiContext, Depends(get_context)]
 PoolDep = Annotated[Pool, Depends(get_pool)]
+CredentialsDep = Annotated[BrokerCredentials, Depends(get_credentials)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 
 async def get_principal(

@@ -10,8 +10,10 @@ import base64
 from collections.abc import Callable, Sequence
 from typing import Annotated, Generic, TypeVar
 
-from fastapi import HTTPException, Query, status
+from fastapi import HTTPException, Query
 from pydantic import BaseModel
+
+from api.validation import unprocessable
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -26,16 +28,7 @@ class Page(BaseModel, Generic[T]):
 
 
 def _bad_cursor() -> HTTPException:
-    return HTTPException(
-        status.HTTP_422_UNPROCESSABLE_ENTITY,
-        [
-            {
-                "loc": ["query", "cursor"],
-                "msg": "not a cursor returned by this API",
-                "type": "cursor",
-            }
-        ],
-    )
+    return unprocessable("query", "cursor", "not a cursor returned by this API")
 
 
 def encode_cursor(value: str) -> str:

@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from core.protocol import DEVICE_ID_PATTERN
 from devices.postcodes import normalise_postcode
@@ -15,24 +22,49 @@ MigrationStage = Literal["analogue", "scheduled", "in_progress", "verifying", "c
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
-class DeviceCreate(BaseModel):
+Interval = Annotated[int, Field(ge=10, le=604800, description="heartbeat period, seconds")]
+Grace = Annotated[
+    int, Field(ge=0, le=604800, description="seconds past the interval before overdue")
+]
+Address = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
+Postcode = Annotated[str, AfterValidator(normalise_postcode)]
+
+
+class _DeviceDetails(BaseModel):
+    """What describes a device besides its id and interval; all optional."""
+
     model_config = ConfigDict(extra="forbid")
 
-    device_id: Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]
-    heartbeat_interval_s: Annotated[int, Field(ge=10, le=604800)]
-    heartbeat_grace_s: Annotated[int, Field(ge=0, le=604800)] | None = None
+    heartbeat_grace_s: Grace | None = None
     serial: ShortText | None = None
     model: ShortText | None = None
     manufacturer: ShortText | None = None
     resident_ref: ShortText | None = None
-    address: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
-    postcode: str | None = None
+    address: Address | None = None
+    postcode: Postcode | None = None
+
+
+class DeviceCreate(_DeviceDetails):
+    device_id: Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]
+    heartbeat_interval_s: Interval
     migration_stage: MigrationStage = "analogue"
 
-    @field_validator("postcode")
+
+class DeviceUpdate(_DeviceDetails):
+    """PATCH: only the fields sent change; null clears an optional one. The id cannot change
+    and the stage changes through POST /devices/{id}/migration."""
+
+    heartbeat_interval_s: Interval | None = None
+
+    @field_validator("heartbeat_interval_s", mode="before")
     @classmethod
-    def _postcode(cls, value: str | None) -> str | None:
-        return None if value is None else normalise_postcode(value)
+    def _interval_required(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("the heartbeat interval cannot be cleared")
+        return value
+
+    def changes(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self.model_fields_set}
 
 
 class DevicePublic(BaseModel):
@@ -50,7 +82,11 @@ class DevicePublic(BaseModel):
     stage_changed_at: datetime
     registered_at: datetime
     decommissioned_at: datetime | None
+    mqtt_password_set_at: datetime
     status: str
+    heartbeat_deadline_at: datetime = Field(
+        description="when the device is overdue unless a heartbeat arrives (PROTOCOL section 3)"
+    )
     last_heartbeat_at: datetime | None
     power: str | None
     battery_pct: int | None
@@ -63,6 +99,12 @@ class DevicePublic(BaseModel):
 
 class DeviceRegistered(DevicePublic):
     mqtt_password: str = Field(description="shown only in this response")
+
+
+class DeviceCredentials(BaseModel):
+    device_id: str
+    mqtt_password: str = Field(description="shown only in this response")
+    mqtt_password_set_at: datetime
 
 
 class HistoryEntry(BaseModel):

@@ -48,6 +48,20 @@ class Metrics:
         self.alerts_open = Gauge(
             "telecare_alerts_open", "Alerts not yet resolved, by type", ["type"], registry=r
         )
+        self.broker_control_seconds = Histogram(
+            "telecare_broker_control_seconds",
+            "Time the broker took to confirm one batch of dynamic-security commands",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.broker_control_failures = Counter(
+            "telecare_broker_control_failures",
+            "Credential changes the broker did not confirm (the change was rolled back)",
+            registry=r,
+        )
+        self.devices_registered = Counter(
+            "telecare_devices_registered", "Devices registered, by way", ["via"], registry=r
+        )
         self.devices_tracked = Gauge(
             "telecare_devices_tracked", "Devices whose liveness this process tracks", registry=r
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
@@ -22,6 +22,12 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     log_level: str = "INFO"
+
+    # Per-device broker credentials (docs/REGISTRY.md): `dynsec` = Mosquitto's dynamic-security
+    # plugin, managed over its control topic with the account of TELECARE_MQTT_URL; `none` =
+    # a development broker without the plugin, where devices connect anonymously.
+    broker_credentials: Literal["none", "dynsec"] = "none"
+    broker_control_timeout_s: float = Field(default=60, gt=0)
 
     db_pool_min: int = Field(default=2, ge=1)
     db_pool_max: int = Field(default=10, ge=1)

@@ -2,17 +2,45 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 
 import psycopg
 from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
 
+from core import audit
 from core.db import Pool
-from core.notifications import DEVICE_CHANGED, notify
-from devices.errors import DeviceAlreadyRegistered, DeviceNotFound
+from core.notifications import DEVICE_CHANGED
+from devices.credentials import BrokerCredentials, DeviceSecret, NoBrokerCredentials
+from devices.errors import (
+    BrokerUnavailable,
+    DeviceAlreadyRegistered,
+    DeviceDecommissioned,
+    DeviceNotFound,
+)
 from devices.passwords import hash_password, new_password
 from devices.postcodes import postcode_district
-from devices.records import DEVICE_COLUMNS, DEVICE_FROM, STATUS_SQL, DeviceRecord
+from devices.records import DEADLINE_SQL, DEVICE_COLUMNS, DEVICE_FROM, STATUS_SQL, DeviceRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NewDevice:
+    """What a technician states about a device at registration (validated by the caller)."""
+
+    device_id: str
+    heartbeat_interval_s: int
+    heartbeat_grace_s: int | None = None
+    serial: str | None = None
+    model: str | None = None
+    manufacturer: str | None = None
+    resident_ref: str | None = None
+    address: str | None = None
+    postcode: str | None = None
+    migration_stage: str = "analogue"
 
 
 @dataclass(frozen=True)
@@ -23,63 +51,124 @@ class Registered:
 
 async def register_device(
     pool: Pool,
+    new: NewDevice,
     *,
-    device_id: str,
-    heartbeat_interval_s: int,
-    heartbeat_grace_s: int | None = None,
-    serial: str | None = None,
-    model: str | None = None,
-    manufacturer: str | None = None,
-    resident_ref: str | None = None,
-    address: str | None = None,
-    postcode: str | None = None,
-    migration_stage: str = "analogue",
+    actor: audit.Actor = audit.SYSTEM,
+    credentials: BrokerCredentials | None = None,
 ) -> Registered:
+    """Register one device; its broker client is made before the commit (or nothing is)."""
     password = new_password()
     async with pool.connection() as conn, conn.transaction():
-        try:
-            await conn.execute(
-                """INSERT INTO devices (device_id, serial, model, manufacturer, resident_ref,
-                       address, postcode, postcode_district, heartbeat_interval_s,
-                       heartbeat_grace_s, migration_stage, mqtt_password_hash)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-                [
-                    device_id,
-                    serial,
-                    model,
-                    manufacturer,
-                    resident_ref,
-                    address,
-                    postcode,
-                    postcode_district(postcode) if postcode else None,
-                    heartbeat_interval_s,
-                    heartbeat_grace_s,
-                    migration_stage,
-                    hash_password(password),
-                ],
-            )
-        except psycopg.errors.UniqueViolation:
-            raise DeviceAlreadyRegistered(device_id) from None
-        await notify(conn, DEVICE_CHANGED, device_id)
-        device = await _get(conn, device_id)
+        if not await insert_devices(conn, [(new, hash_password(password))], actor=actor):
+            raise DeviceAlreadyRegistered(new.device_id)
+        refused = await (credentials or NoBrokerCredentials()).add(
+            [DeviceSecret(new.device_id, password)]
+        )
+        if refused:
+            raise BrokerUnavailable(f"broker refused device {new.device_id!r}: {refused}")
+        device = await fetch_device(conn, new.device_id)
+    log.info("device registered device=%s actor=%s", new.device_id, actor.name)
     return Registered(device, password)
+
+
+_INSERT = """
+WITH given AS (
+    SELECT * FROM jsonb_to_recordset(%(rows)s) AS r(
+        device_id text, serial text, model text, manufacturer text, resident_ref text,
+        address text, postcode text, postcode_district text, heartbeat_interval_s integer,
+        heartbeat_grace_s integer, migration_stage text, mqtt_password_hash text)
+), inserted AS (
+    INSERT INTO devices (device_id, serial, model, manufacturer, resident_ref, address,
+        postcode, postcode_district, heartbeat_interval_s, heartbeat_grace_s, migration_stage,
+        mqtt_password_hash)
+    SELECT device_id, serial, model, manufacturer, resident_ref, address, postcode,
+        postcode_district, heartbeat_interval_s, heartbeat_grace_s, migration_stage,
+        mqtt_password_hash
+    FROM given
+    ON CONFLICT (device_id) DO NOTHING
+    RETURNING device_id, migration_stage
+), history AS (
+    INSERT INTO migration_history (device_id, actor, to_stage, note)
+    SELECT device_id, %(actor)s, migration_stage, 'registered' FROM inserted
+)
+SELECT device_id, migration_stage FROM inserted
+"""
+
+
+async def insert_devices(
+    conn: psycopg.AsyncConnection,
+    devices: Sequence[tuple[NewDevice, str]],
+    *,
+    actor: audit.Actor,
+) -> set[str]:
+    """Insert (device, password hash) pairs whose id is not registered yet, each with its
+    first migration-history entry, audit entry and change notification, in a few statements
+    whatever the count. The ids inserted; the others were already registered.
+
+    Call inside a transaction: its rollback undoes all of it.
+    """
+    rows = [
+        {
+            **asdict(new),
+            "postcode_district": postcode_district(new.postcode) if new.postcode else None,
+            "mqtt_password_hash": password_hash,
+        }
+        for new, password_hash in devices
+    ]
+    cur = await conn.execute(_INSERT, {"rows": Jsonb(rows), "actor": actor.name})
+    inserted: dict[str, str] = dict(await cur.fetchall())
+    await audit.record_many(
+        conn,
+        actor,
+        action="device.register",
+        target_type="device",
+        entries=[(device_id, {"migration_stage": stage}) for device_id, stage in inserted.items()],
+    )
+    await conn.execute(
+        "SELECT pg_notify(%s, device_id) FROM unnest(%s::text[]) AS device_id",
+        [DEVICE_CHANGED, list(inserted)],
+    )
+    return set(inserted)
 
 
 async def get_device(pool: Pool, device_id: str) -> DeviceRecord:
     async with pool.connection() as conn:
-        return await _get(conn, device_id)
+        return await fetch_device(conn, device_id)
 
 
-async def _get(conn: psycopg.AsyncConnection, device_id: str) -> DeviceRecord:
+async def fetch_device(
+    conn: psycopg.AsyncConnection, device_id: str, *, for_update: bool = False
+) -> DeviceRecord:
+    """One device with its live status; `for_update` locks its row until the transaction ends."""
+    lock = " FOR UPDATE OF d" if for_update else ""
     async with conn.cursor(row_factory=class_row(DeviceRecord)) as cur:
         await cur.execute(
-            f"SELECT {DEVICE_COLUMNS} FROM {DEVICE_FROM} WHERE d.device_id = %s",  # noqa: S608 - constant SQL
+            f"SELECT {DEVICE_COLUMNS} FROM {DEVICE_FROM} WHERE d.device_id = %s{lock}",  # noqa: S608 - constant SQL
             [device_id],
         )
         device = await cur.fetchone()
     if device is None:
         raise DeviceNotFound(device_id)
     return device
+
+
+async def lock_active_device(conn: psycopg.AsyncConnection, device_id: str) -> DeviceRecord:
+    """Lock a device that may still change; DeviceDecommissioned if it may not."""
+    device = await fetch_device(conn, device_id, for_update=True)
+    if device.decommissioned_at is not None:
+        raise DeviceDecommissioned(device_id)
+    return device
+
+
+# Each filter is a fixed SQL fragment; the ones on devices columns are served by the partial
+# indexes of migration 0003, which yield rows in device_id order (the cursor order).
+_FILTERS = {
+    "status": f"({STATUS_SQL}) = %(status)s",
+    "migration_stage": "d.migration_stage = %(migration_stage)s",
+    "postcode_district": "d.postcode_district = upper(%(postcode_district)s)",
+    "model": "d.model = %(model)s",
+    "firmware": "s.firmware = %(firmware)s",
+}
 
 
 async def list_devices(
@@ -90,29 +179,35 @@ async def list_devices(
     status: str | None = None,
     migration_stage: str | None = None,
     postcode_district: str | None = None,
+    model: str | None = None,
+    firmware: str | None = None,
+    overdue_only: bool = False,
     include_decommissioned: bool = False,
 ) -> list[DeviceRecord]:
-    """Devices ordered by id, starting after the cursor `after`."""
+    """Devices ordered by id, starting after the cursor `after`.
+
+    `overdue_only`: past the PROTOCOL section 3 deadline, whatever the status label says
+    (an overdue device whose Last Will came is `offline`, one never heard from `never_seen`).
+    """
+    params: dict[str, object] = {
+        "after": after,
+        "limit": limit,
+        "status": status,
+        "migration_stage": migration_stage,
+        "postcode_district": postcode_district,
+        "model": model,
+        "firmware": firmware,
+    }
     conditions = ["(%(after)s::text IS NULL OR d.device_id > %(after)s)"]
+    conditions += [sql for name, sql in _FILTERS.items() if params[name] is not None]
     if not include_decommissioned:
         conditions.append("d.decommissioned_at IS NULL")
-    if status is not None:
-        conditions.append(f"({STATUS_SQL}) = %(status)s")
-    if migration_stage is not None:
-        conditions.append("d.migration_stage = %(stage)s")
-    if postcode_district is not None:
-        conditions.append("d.postcode_district = upper(%(district)s)")
+    if overdue_only:
+        conditions.append(f"d.decommissioned_at IS NULL AND ({DEADLINE_SQL}) < now()")
     query = (
         f"SELECT {DEVICE_COLUMNS} FROM {DEVICE_FROM} WHERE {' AND '.join(conditions)}"  # noqa: S608 - fixed fragments
         " ORDER BY d.device_id LIMIT %(limit)s"
     )
-    params = {
-        "after": after,
-        "status": status,
-        "stage": migration_stage,
-        "district": postcode_district,
-        "limit": limit,
-    }
     async with pool.connection() as conn, conn.cursor(row_factory=class_row(DeviceRecord)) as cur:
         await cur.execute(query, params)
         return await cur.fetchall()

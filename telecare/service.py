@@ -19,6 +19,8 @@ from core.db import Pool, open_pool
 from core.metrics import Metrics
 from core.migrations.runner import upgrade
 from core.settings import ROLES, Settings
+from devices.credentials import BrokerCredentials, NoBrokerCredentials
+from devices.dynsec import DynsecCredentials
 from ingest.consumer import Ingest
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ class Service:
         self.metrics = Metrics()
         self.ingest: Ingest | None = None
         self.engine: AlertEngine | None = None
+        self.dynsec: DynsecCredentials | None = None
         self._server: uvicorn.Server | None = None
         self._feed_connected = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -101,7 +104,15 @@ class Service:
     def _spawn(self, tg: asyncio.TaskGroup, coro: object, name: str) -> None:
         self._tasks.append(tg.create_task(coro, name=name))  # type: ignore[arg-type]
 
+    def _broker_credentials(self, tg: asyncio.TaskGroup) -> BrokerCredentials:
+        if self.settings.broker_credentials == "none":
+            return NoBrokerCredentials()
+        self.dynsec = DynsecCredentials(self.settings, self.metrics)
+        self._spawn(tg, self.dynsec.run(), "api.broker_credentials")
+        return self.dynsec
+
     async def _start_api(self, tg: asyncio.TaskGroup) -> None:
+        credentials = self._broker_credentials(tg)
         readiness = {}
         if self.ingest is not None:
             readiness["broker"] = self.ingest.connected.is_set
@@ -109,7 +120,9 @@ class Service:
             readiness["broker"] = self._feed_connected.is_set
         if self.engine is not None:
             readiness["alert_engine"] = self.engine.loaded.is_set
-        context = ApiContext(self.settings, self.pool, self.metrics, readiness)
+        if self.dynsec is not None:
+            readiness["broker_credentials"] = self.dynsec.ready
+        context = ApiContext(self.settings, self.pool, self.metrics, readiness, credentials)
         config = uvicorn.Config(
             create_app(context),
             host=self.settings.api_host,
@@ -147,5 +160,7 @@ class Service:
             waits.append(self._feed_connected.wait())
         if self.engine is not None:
             waits.append(self.engine.loaded.wait())
+        if self.dynsec is not None:
+            waits.append(self.dynsec.connected.wait())
         async with asyncio.timeout(within_s):
             await asyncio.gather(*waits)

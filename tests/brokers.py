@@ -14,6 +14,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -21,6 +22,8 @@ from typing import Self
 from core.mqtt_url import BrokerAddress, parse_mqtt_url
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+DEPLOY = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto"
+BACKEND_USER = "telecare-backend"
 
 
 def free_port() -> int:
@@ -37,17 +40,27 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 
 
 class PrivateBroker:
-    """`with PrivateBroker() as broker:` runs mosquitto on a free port until the block ends."""
+    """`with PrivateBroker() as broker:` runs mosquitto on a free port until the block ends.
 
-    def __init__(self, *, extra_config: str = "", persistence: bool = False) -> None:
+    `dynsec=True` runs it with the shipped dynamic-security configuration
+    (deploy/mosquitto/): no anonymous clients, and `url` carries the backend's own account.
+    """
+
+    def __init__(
+        self, *, extra_config: str = "", persistence: bool = False, dynsec: bool = False
+    ) -> None:
         self.port = free_port()
         self._dir = Path(tempfile.mkdtemp(prefix="telecare-mosquitto-"))
         self._extra_config = extra_config
         self._persistence = persistence
         self._process: subprocess.Popen[bytes] | None = None
+        self.dynsec = dynsec
+        self.backend_password = uuid.uuid4().hex
 
     @property
     def url(self) -> str:
+        if self.dynsec:
+            return f"mqtt://{BACKEND_USER}:{self.backend_password}@127.0.0.1:{self.port}"
         return f"mqtt://127.0.0.1:{self.port}"
 
     @property
@@ -63,7 +76,7 @@ class PrivateBroker:
         lines = [
             "user root" if os.geteuid() == 0 else "",
             f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
+            self._dynsec_config() if self.dynsec else "allow_anonymous true",
             f"persistence {'true' if self._persistence else 'false'}",
             f"persistence_location {self._dir}/",
             f"log_dest file {self._dir}/mosquitto.log",
@@ -74,6 +87,24 @@ class PrivateBroker:
         ]
         conf.write_text("\n".join(line for line in lines if line) + "\n")
         return conf
+
+    def _dynsec_config(self) -> str:
+        """The shipped plugin configuration, with its file in this broker's directory."""
+        dynsec_file = self._dir / "dynamic-security.json"
+        if not dynsec_file.exists():
+            subprocess.run(
+                [DEPLOY / "dynsec-init.sh", dynsec_file, BACKEND_USER, self.backend_password],
+                check=True,
+                capture_output=True,
+            )
+        shipped = (DEPLOY / "dynamic-security.conf").read_text().splitlines()
+        return "\n".join(
+            f"plugin_opt_config_file {dynsec_file}"
+            if line.startswith("plugin_opt_config_file")
+            else line
+            for line in shipped
+            if line and not line.startswith("#")
+        )
 
     def start(self) -> None:
         assert self._process is None, "already running"

@@ -10,11 +10,11 @@ import httpx
 import psycopg
 import pytest
 
-from api.tokens import Role, create_token
+from api.tokens import Role
 from core.settings import Settings
 from telecare.service import Service
 from tests.brokers import PrivateBroker
-from tests.support import Devices, Mqtt
+from tests.support import Devices, Mqtt, api_client
 
 ADMIN_URL = os.environ.get(
     "TELECARE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -44,6 +44,28 @@ def mqtt(broker: PrivateBroker) -> Mqtt:
     return Mqtt(broker.address)
 
 
+@pytest.fixture(scope="session")
+def dynsec_broker() -> Iterator[PrivateBroker]:
+    """A private Mosquitto with the shipped dynamic-security configuration."""
+    with PrivateBroker(dynsec=True) as running:
+        yield running
+
+
+@pytest.fixture
+def dynsec_settings(settings: Settings, dynsec_broker: PrivateBroker) -> Settings:
+    return settings.model_copy(
+        update={"mqtt_url": dynsec_broker.url, "broker_credentials": "dynsec"}
+    )
+
+
+@pytest.fixture
+async def dynsec_service(dynsec_settings: Settings) -> AsyncIterator[Service]:
+    """The whole service with per-device broker credentials."""
+    async with Service(dynsec_settings) as running:
+        await running.wait_ready()
+        yield running
+
+
 @pytest.fixture
 def settings(database_url: str, broker: PrivateBroker) -> Settings:
     return Settings(
@@ -62,28 +84,21 @@ async def service(settings: Settings) -> AsyncIterator[Service]:
         yield running
 
 
-async def _client(service: Service, role: Role) -> httpx.AsyncClient:
-    token = await create_token(service.pool, role=role, name=f"test-{role.value}")
-    return httpx.AsyncClient(
-        base_url=f"{service.api_url}/api/v1", headers={"Authorization": f"Bearer {token}"}
-    )
-
-
 @pytest.fixture
 async def admin(service: Service) -> AsyncIterator[httpx.AsyncClient]:
-    async with await _client(service, Role.ADMIN) as client:
+    async with await api_client(service, Role.ADMIN) as client:
         yield client
 
 
 @pytest.fixture
 async def operator(service: Service) -> AsyncIterator[httpx.AsyncClient]:
-    async with await _client(service, Role.OPERATOR) as client:
+    async with await api_client(service, Role.OPERATOR) as client:
         yield client
 
 
 @pytest.fixture
 async def technician(service: Service) -> AsyncIterator[httpx.AsyncClient]:
-    async with await _client(service, Role.TECHNICIAN) as client:
+    async with await api_client(service, Role.TECHNICIAN) as client:
         yield client
 
 

@@ -13,7 +13,9 @@ from typing import Any, TypeVar
 import aiomqtt
 import httpx
 
+from api.tokens import Role, create_token
 from core.mqtt_url import BrokerAddress
+from telecare.service import Service
 
 T = TypeVar("T")
 
@@ -94,3 +96,13 @@ class Devices:
         assert response.status_code == 201, response.text
         device: dict[str, Any] = response.json()
         return device
+
+
+async def api_client(service: Service, role: Role) -> httpx.AsyncClient:
+    """An HTTP client of the service's API holding a new token of `role`."""
+    token = await create_token(service.pool, role=role, name=f"test-{role.value}")
+    return httpx.AsyncClient(
+        base_url=f"{service.api_url}/api/v1",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+    )

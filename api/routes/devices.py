@@ -1,18 +1,26 @@
-"""/api/v1/devices: registration and the live view of each device."""
+"""/api/v1/devices: registration, the live view of each device, changes and decommissioning."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query, status
 
-from api.deps import AnyRole, PoolDep, TechnicianRole
+from api.deps import AdminRole, AnyRole, CredentialsDep, MetricsDep, PoolDep, TechnicianRole
 from api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, page
-from api.schemas import DeviceCreate, DevicePublic, DeviceRegistered, MigrationStage
-from devices.errors import DeviceAlreadyRegistered, DeviceNotFound
+from api.schemas import (
+    DeviceCreate,
+    DeviceCredentials,
+    DevicePublic,
+    DeviceRegistered,
+    DeviceUpdate,
+    MigrationStage,
+)
+from api.validation import body_error
+from devices.changes import decommission_device, rotate_credentials, update_device
 from devices.records import DeviceRecord
-from devices.registry import get_device, list_devices, register_device
+from devices.registry import NewDevice, get_device, list_devices, register_device
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 
@@ -24,11 +32,18 @@ def public(device: DeviceRecord) -> DevicePublic:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def register(body: DeviceCreate, pool: PoolDep, _: TechnicianRole) -> DeviceRegistered:
-    try:
-        registered = await register_device(pool, **body.model_dump())
-    except DeviceAlreadyRegistered as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+async def register(
+    body: DeviceCreate,
+    pool: PoolDep,
+    principal: TechnicianRole,
+    credentials: CredentialsDep,
+    metrics: MetricsDep,
+) -> DeviceRegistered:
+    """Register a device; its MQTT password is in this response only."""
+    registered = await register_device(
+        pool, NewDevice(**body.model_dump()), actor=principal.actor, credentials=credentials
+    )
+    metrics.devices_registered.labels("api").inc()
     return DeviceRegistered(
         **public(registered.device).model_dump(), mqtt_password=registered.mqtt_password
     )
@@ -43,6 +58,12 @@ async def list_(
     status_: Annotated[DeviceStatus | None, Query(alias="status")] = None,
     migration_stage: MigrationStage | None = None,
     postcode_district: str | None = None,
+    model: str | None = None,
+    firmware: str | None = None,
+    overdue_only: Annotated[
+        bool, Query(description="past interval + grace, whatever the status label")
+    ] = False,
+    include_decommissioned: bool = False,
 ) -> Page[DevicePublic]:
     rows = await list_devices(
         pool,
@@ -51,13 +72,47 @@ async def list_(
         status=status_,
         migration_stage=migration_stage,
         postcode_district=postcode_district,
+        model=model,
+        firmware=firmware,
+        overdue_only=overdue_only,
+        include_decommissioned=include_decommissioned,
     )
     return page(rows, limit, item=public, key=lambda d: d.device_id)
 
 
 @router.get("/{device_id}")
 async def read(device_id: str, pool: PoolDep, _: AnyRole) -> DevicePublic:
-    try:
-        return public(await get_device(pool, device_id))
-    except DeviceNotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    return public(await get_device(pool, device_id))
+
+
+@router.patch("/{device_id}")
+async def update(
+    device_id: str, body: DeviceUpdate, pool: PoolDep, principal: TechnicianRole
+) -> DevicePublic:
+    """Change the fields sent (null clears an optional field); a decommissioned device: 409."""
+    changes = body.changes()
+    if not changes:
+        raise body_error(None, "send at least one field to change")
+    return public(await update_device(pool, device_id, changes, actor=principal.actor))
+
+
+@router.delete("/{device_id}")
+async def decommission(
+    device_id: str, pool: PoolDep, principal: AdminRole, credentials: CredentialsDep
+) -> DevicePublic:
+    """Decommission: the device and its history stay, its broker client is removed."""
+    device = await decommission_device(
+        pool, device_id, actor=principal.actor, credentials=credentials
+    )
+    return public(device)
+
+
+@router.post("/{device_id}/credentials")
+async def rotate(
+    device_id: str, pool: PoolDep, principal: TechnicianRole, credentials: CredentialsDep
+) -> DeviceCredentials:
+    """A new MQTT password, shown only here; the old one stops working at once."""
+    rotated = await rotate_credentials(
+        pool, device_id, actor=principal.actor, credentials=credentials
+    )
+    return DeviceCredentials(**asdict(rotated))

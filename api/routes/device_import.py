@@ -1,0 +1,94 @@
+"""/api/v1/devices/import: register many devices from a CSV file, with per-row results."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+
+from api.csv_import import MAX_BYTES, csv_text, parse_rows, too_large
+from api.deps import CredentialsDep, MetricsDep, PoolDep, TechnicianRole
+from devices.bulk_import import RowResult, import_devices
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/devices", tags=["devices"])
+
+
+class ImportSummary(BaseModel):
+    dry_run: bool
+    rows: int = Field(description="device rows read from the file")
+    ok: int = Field(description="rows registered (dry run: rows that would be)")
+    failed: int
+    results: list[RowResult] = Field(
+        description="per row: row, device_id, ok, errors [{field, message}], mqtt_password"
+    )
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BYTES:
+        raise too_large(f"the body has {int(declared)} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BYTES:
+            raise too_large("the body is larger")
+    return bytes(body)
+
+
+@router.post(
+    "/import",
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                    }
+                },
+            }
+        }
+    },
+)
+async def import_csv(
+    request: Request,
+    pool: PoolDep,
+    principal: TechnicianRole,
+    credentials: CredentialsDep,
+    metrics: MetricsDep,
+    dry_run: Annotated[bool, Query(description="check every row, register nothing")] = False,
+) -> ImportSummary:
+    """Register the devices of a CSV file (header: the POST /devices field names).
+
+    Each row stands alone: a failed row leaves nothing and does not stop the others. The new
+    devices' MQTT passwords are in this response only.
+    """
+    text = csv_text(await _read_body(request), request.headers.get("content-type", ""))
+    rows = parse_rows(text)
+    started = time.perf_counter()
+    result = await import_devices(
+        pool, rows, dry_run=dry_run, actor=principal.actor, credentials=credentials
+    )
+    log.info(
+        "device import rows=%d ok=%d dry_run=%s seconds=%.2f actor=%s",
+        len(rows),
+        result.registered,
+        dry_run,
+        time.perf_counter() - started,
+        principal.name,
+    )
+    if not dry_run:
+        metrics.devices_registered.labels("import").inc(result.registered)
+    return ImportSummary(
+        dry_run=dry_run,
+        rows=len(rows),
+        ok=result.registered,
+        failed=len(rows) - result.registered,
+        results=result.rows,
+    )

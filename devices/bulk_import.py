@@ -1,0 +1,138 @@
+"""Registering many devices at once, each row on its own: a bad row never stops the others.
+
+A row is checked whole before anything is written (the caller validates its fields; repeated
+ids in the file fail every row that carries them), then every good row is inserted in one
+set-based statement that skips ids already registered, so a row either makes a complete device
+(row, first history entry, audit entry, notification) or nothing. It is one transaction: the
+broker clients of the new devices are made in batches before the commit; if the broker does
+not confirm them all, the whole import rolls back (BrokerUnavailable) and nothing is
+registered. A dry run does the same work and rolls back at the end, broker untouched.
+
+No savepoint per row: the only failure the database could still find in a checked row is an
+id registered meanwhile, which `ON CONFLICT DO NOTHING` reports without an error. Any other
+database error fails the whole import (nothing written). One statement instead of six round
+trips per row makes 1,000 rows ~30x faster (docs/REGISTRY.md).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from core import audit
+from core.db import Pool
+from devices.credentials import BrokerCredentials, DeviceSecret
+from devices.errors import BrokerUnavailable
+from devices.passwords import hash_password, new_password
+from devices.registry import NewDevice, insert_devices
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str | None  # None: the row as a whole
+    message: str
+
+
+@dataclass(frozen=True)
+class ImportRow:
+    """One data row of the file: the device it describes, or why it could not be read."""
+
+    row: int
+    device_id: str | None
+    device: NewDevice | None
+    errors: list[FieldError] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RowResult:
+    row: int
+    device_id: str | None
+    ok: bool
+    errors: list[FieldError]
+    mqtt_password: str | None = None  # only for rows registered for real
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    dry_run: bool
+    rows: list[RowResult]
+
+    @property
+    def registered(self) -> int:
+        return sum(r.ok for r in self.rows)
+
+
+def _repeated_ids(rows: Sequence[ImportRow]) -> dict[str, list[int]]:
+    seen: dict[str, list[int]] = defaultdict(list)
+    for row in rows:
+        if row.device_id:
+            seen[row.device_id].append(row.row)
+    return {device_id: found for device_id, found in seen.items() if len(found) > 1}
+
+
+async def import_devices(
+    pool: Pool,
+    rows: Sequence[ImportRow],
+    *,
+    dry_run: bool,
+    actor: audit.Actor,
+    credentials: BrokerCredentials,
+) -> ImportResult:
+    repeated = _repeated_ids(rows)
+    checked: dict[int, list[FieldError]] = {}
+    secrets: dict[int, DeviceSecret] = {}
+    candidates: list[tuple[NewDevice, str]] = []
+    for row in rows:
+        errors = list(row.errors)
+        if row.device_id in repeated:
+            others = ", ".join(str(n) for n in repeated[row.device_id] if n != row.row)
+            errors.append(FieldError("device_id", f"the same device_id is also in row {others}"))
+        checked[row.row] = errors
+        if not errors and row.device is not None:
+            secrets[row.row] = DeviceSecret(row.device.device_id, new_password())
+            candidates.append((row.device, hash_password(secrets[row.row].password)))
+    async with pool.connection() as conn, conn.transaction(force_rollback=dry_run):
+        inserted = await insert_devices(conn, candidates, actor=actor) if candidates else set()
+        made = [secret for secret in secrets.values() if secret.device_id in inserted]
+        if made and not dry_run:
+            await _add_to_broker(credentials, made)
+        if made:
+            await audit.record(
+                conn,
+                actor,
+                action="device.import",
+                target_type="device",
+                target_id=None,
+                details={"rows": len(rows), "registered": len(made), "dry_run": dry_run},
+            )
+    return ImportResult(
+        dry_run, [_result(r, checked[r.row], secrets, inserted, dry_run) for r in rows]
+    )
+
+
+def _result(
+    row: ImportRow,
+    errors: list[FieldError],
+    secrets: dict[int, DeviceSecret],
+    inserted: set[str],
+    dry_run: bool,
+) -> RowResult:
+    if errors or row.row not in secrets:
+        return RowResult(row.row, row.device_id, ok=False, errors=errors)
+    secret = secrets[row.row]
+    if secret.device_id not in inserted:
+        error = FieldError("device_id", f"device {secret.device_id!r} is already registered")
+        return RowResult(row.row, row.device_id, ok=False, errors=[error])
+    shown = None if dry_run else secret.password
+    return RowResult(row.row, row.device_id, ok=True, errors=[], mqtt_password=shown)
+
+
+async def _add_to_broker(credentials: BrokerCredentials, secrets: list[DeviceSecret]) -> None:
+    refused = await credentials.add(secrets)
+    if refused:
+        sample = "; ".join(f"{d}: {why}" for d, why in list(refused.items())[:5])
+        raise BrokerUnavailable(
+            f"the broker refused {len(refused)} of {len(secrets)} devices ({sample});"
+            " nothing was imported"
+        )

@@ -1,0 +1,143 @@
+"""Changing a registered device: its details, its MQTT password, its decommissioning.
+
+Each change is one transaction: the device row is locked, the change made, the audit entry
+written and the other processes notified; a broker credential change happens before the
+commit, so a broker that does not confirm rolls the whole change back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from psycopg import sql
+
+from core import audit
+from core.db import Pool
+from core.notifications import DEVICE_CHANGED, notify
+from devices.credentials import BrokerCredentials
+from devices.passwords import hash_password, new_password
+from devices.postcodes import postcode_district
+from devices.records import DeviceRecord
+from devices.registry import fetch_device, lock_active_device
+
+log = logging.getLogger(__name__)
+
+EDITABLE = frozenset(
+    {
+        "heartbeat_interval_s",
+        "heartbeat_grace_s",
+        "serial",
+        "model",
+        "manufacturer",
+        "resident_ref",
+        "address",
+        "postcode",
+    }
+)
+# Named in the audit log when they change, never copied into it.
+PERSONAL = frozenset({"resident_ref", "address", "postcode"})
+
+
+@dataclass(frozen=True)
+class NewCredentials:
+    device_id: str
+    mqtt_password: str
+    mqtt_password_set_at: datetime
+
+
+async def update_device(
+    pool: Pool, device_id: str, changes: Mapping[str, object], *, actor: audit.Actor
+) -> DeviceRecord:
+    """Apply `changes` (EDITABLE fields; None clears an optional one). Unchanged values are
+    skipped; a new heartbeat interval reaches the alert engine through the notification."""
+    unknown = set(changes) - EDITABLE
+    if unknown:
+        raise ValueError(f"not editable: {sorted(unknown)}")
+    async with pool.connection() as conn, conn.transaction():
+        device = await lock_active_device(conn, device_id)
+        changed = {k: v for k, v in changes.items() if getattr(device, k) != v}
+        if not changed:
+            return device
+        columns = dict(changed)
+        if "postcode" in changed:
+            postcode = changed["postcode"]
+            columns["postcode_district"] = (
+                postcode_district(postcode) if isinstance(postcode, str) else None
+            )
+        assignments = sql.SQL(", ").join(
+            sql.SQL("{} = %s").format(sql.Identifier(column)) for column in columns
+        )
+        await conn.execute(
+            sql.SQL("UPDATE devices SET {}, updated_at = now() WHERE device_id = %s").format(
+                assignments
+            ),
+            [*columns.values(), device_id],
+        )
+        await audit.record(
+            conn,
+            actor,
+            action="device.update",
+            target_type="device",
+            target_id=device_id,
+            details={
+                "fields": sorted(changed),
+                "values": {
+                    k: {"from": getattr(device, k), "to": v}
+                    for k, v in changed.items()
+                    if k not in PERSONAL
+                },
+            },
+        )
+        await notify(conn, DEVICE_CHANGED, device_id)
+        updated = await fetch_device(conn, device_id)
+    log.info("device updated device=%s fields=%s actor=%s", device_id, sorted(changed), actor.name)
+    return updated
+
+
+async def decommission_device(
+    pool: Pool, device_id: str, *, actor: audit.Actor, credentials: BrokerCredentials
+) -> DeviceRecord:
+    """Keep the device and its history, stop it counting as active, remove its broker client."""
+    async with pool.connection() as conn, conn.transaction():
+        await lock_active_device(conn, device_id)
+        await conn.execute(
+            "UPDATE devices SET decommissioned_at = now(), updated_at = now() WHERE device_id = %s",
+            [device_id],
+        )
+        await audit.record(
+            conn, actor, action="device.decommission", target_type="device", target_id=device_id
+        )
+        await notify(conn, DEVICE_CHANGED, device_id)
+        await credentials.remove(device_id)
+        decommissioned = await fetch_device(conn, device_id)
+    log.info("device decommissioned device=%s actor=%s", device_id, actor.name)
+    return decommissioned
+
+
+async def rotate_credentials(
+    pool: Pool, device_id: str, *, actor: audit.Actor, credentials: BrokerCredentials
+) -> NewCredentials:
+    """A new MQTT password, shown once; the old one stops working at the broker at once."""
+    password = new_password()
+    async with pool.connection() as conn, conn.transaction():
+        await lock_active_device(conn, device_id)
+        cur = await conn.execute(
+            "UPDATE devices SET mqtt_password_hash = %s, mqtt_password_set_at = now(),"
+            " updated_at = now() WHERE device_id = %s RETURNING mqtt_password_set_at",
+            [hash_password(password), device_id],
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        await audit.record(
+            conn,
+            actor,
+            action="device.credentials_rotate",
+            target_type="device",
+            target_id=device_id,
+        )
+        await credentials.set_password(device_id, password)
+    log.info("device credentials rotated device=%s actor=%s", device_id, actor.name)
+    return NewCredentials(device_id, password, row[0])

@@ -1,0 +1,185 @@
+"""Figures for the registry, printed, never asserted (run by hand: `make bench-registry`).
+
+- CSV import of ROWS devices through the API, without broker credentials and with the
+  dynamic-security plugin (twice, to show how the plugin's cost grows with its client count);
+- single registrations with the plugin;
+- device lists and the migration report on a synthetic fleet of FLEET devices.
+
+    .venv/bin/python -m tests.bench_registry [--rows 1000] [--fleet 200000]
+
+Uses its own database and private brokers, like the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+
+import httpx
+import psycopg
+
+from api.tokens import Role, create_token
+from core.mqtt_url import BrokerAddress, parse_mqtt_url
+from core.protocol import MessageKind, topic_for
+from core.settings import Settings
+from telecare.service import Service
+from tests.brokers import PrivateBroker
+from tests.conftest import ADMIN_URL
+
+
+@asynccontextmanager
+async def _api(settings: Settings) -> AsyncIterator[tuple[Service, httpx.AsyncClient]]:
+    async with Service(settings, {"api"}) as service:
+        await service.wait_ready()
+        token = await create_token(service.pool, role=Role.ADMIN, name="bench")
+        async with httpx.AsyncClient(
+            base_url=f"{service.api_url}/api/v1",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=600,
+        ) as client:
+            yield service, client
+
+
+async def _timed(label: str, request: Awaitable[httpx.Response]) -> httpx.Response:
+    started = time.perf_counter()
+    response = await request
+    print(f"  {label}: {time.perf_counter() - started:.2f} s (HTTP {response.status_code})")
+    return response
+
+
+def _csv(prefix: str, rows: int) -> bytes:
+    lines = ["device_id,heartbeat_interval_s,postcode,model,migration_stage"]
+    lines += [f"{prefix}-{n:05d},300,SW1A {n % 9}AA,bench-hub,scheduled" for n in range(rows)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+async def _broker_stalls(address: BrokerAddress, done: asyncio.Event) -> float:
+    """The longest round trip of a message through the broker until `done` (seconds)."""
+    ping = topic_for("bench-ping", MessageKind.ACK)  # the backend's account may publish acks
+    worst = 0.0
+    async with address.client(identifier="bench-ping", clean_session=True) as client:
+        await client.subscribe(ping)
+        while not done.is_set():
+            started = time.perf_counter()
+            await client.publish(ping, b"x")
+            await anext(client.messages)
+            worst = max(worst, time.perf_counter() - started)
+            await asyncio.sleep(0.05)
+    return worst
+
+
+async def _imports(settings: Settings, rows: int, mode: str) -> None:
+    print(f"CSV import, {rows} rows, broker credentials: {mode}")
+    async with _api(settings) as (_, api):
+        headers = {"Content-Type": "text/csv"}
+        for attempt in (1, 2):
+            body = _csv(f"{mode}{attempt}-{uuid.uuid4().hex[:4]}", rows)
+            if attempt == 1:
+                await _timed(
+                    "dry run",
+                    api.post(
+                        "/devices/import", content=body, headers=headers, params={"dry_run": 1}
+                    ),
+                )
+            done = asyncio.Event()
+            stalls = asyncio.create_task(_broker_stalls(parse_mqtt_url(settings.mqtt_url), done))
+            response = await _timed(
+                f"import #{attempt}", api.post("/devices/import", content=body, headers=headers)
+            )
+            done.set()
+            print(
+                f"    rows ok: {response.json()['ok']}; longest broker round trip meanwhile:"
+                f" {await stalls * 1000:.0f} ms"
+            )
+        started = time.perf_counter()
+        for n in range(20):
+            body_json = {"device_id": f"{mode}-single-{n:03d}", "heartbeat_interval_s": 60}
+            assert (await api.post("/devices", json=body_json)).status_code == 201
+        print(f"  single POST /devices: {(time.perf_counter() - started) / 20 * 1000:.0f} ms each")
+
+
+async def _fleet(settings: Settings, fleet: int) -> None:
+    print(f"Lists and report on {fleet} devices")
+    async with await psycopg.AsyncConnection.connect(settings.database_url) as conn:
+        async with conn.cursor().copy(
+            "COPY devices (device_id, heartbeat_interval_s, postcode, postcode_district, model,"
+            " migration_stage, mqtt_password_hash) FROM STDIN"
+        ) as copy:
+            stages = ("analogue", "scheduled", "in_progress", "verifying", "complete")
+            for n in range(fleet):
+                district = f"B{n % 400}"
+                await copy.write_row(
+                    (
+                        f"f-{n:07d}",
+                        300,
+                        f"{district} 1AA",
+                        district,
+                        f"m{n % 50}",
+                        stages[n % 5],
+                        "x",
+                    )
+                )
+        await conn.execute(
+            "INSERT INTO device_state (device_id, last_heartbeat_at, firmware)"
+            " SELECT device_id, now() - interval '1 minute', 'fw-' || (hashtext(device_id) & 7)"
+            " FROM devices WHERE device_id LIKE 'f-%' AND hashtext(device_id) % 10 <> 0"
+        )
+        await conn.execute("ANALYZE devices")
+        await conn.execute("ANALYZE device_state")
+        await conn.commit()
+        plan = await conn.execute(
+            "EXPLAIN SELECT device_id FROM devices WHERE postcode_district = 'B7'"
+            " AND decommissioned_at IS NULL AND device_id > 'f-' ORDER BY device_id LIMIT 101"
+        )
+        print("  plan, district filter:", " | ".join(r[0].strip() for r in await plan.fetchall()))
+    async with _api(settings) as (_, api):
+        for label, params in [
+            ("first page (100)", {}),
+            ("migration_stage=verifying", {"migration_stage": "verifying"}),
+            ("postcode_district=B7", {"postcode_district": "B7"}),
+            ("model=m7", {"model": "m7"}),
+            ("firmware=fw-3", {"firmware": "fw-3"}),
+            ("status=never_seen (computed)", {"status": "never_seen"}),
+            ("overdue_only (computed, few match)", {"overdue_only": "true"}),
+        ]:
+            await _timed(f"GET /devices {label}", api.get("/devices", params=params))
+        await _timed("GET /migration/report", api.get("/migration/report"))
+        await _timed(
+            "GET /migration/report?postcode_district=B7",
+            api.get("/migration/report", params={"postcode_district": "B7"}),
+        )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=1000)
+    parser.add_argument("--fleet", type=int, default=200_000)
+    args = parser.parse_args()
+    name = f"telecare_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    database_url = f"{ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    try:
+        for mode in ("none", "dynsec"):
+            with PrivateBroker(dynsec=mode == "dynsec") as broker:
+                settings = Settings(
+                    database_url=database_url,
+                    mqtt_url=broker.url,
+                    broker_credentials=mode,
+                    api_port=0,
+                )
+                if mode == "none" or args.rows:
+                    await _imports(settings, args.rows, mode)
+                if mode == "none" and args.fleet:
+                    await _fleet(settings, args.fleet)
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
