@@ -1,86 +1,65 @@
 """Liveness deadlines in memory: O(1) per heartbeat, O(log n) per expiry, one heap entry a device.
 
-A heartbeat only moves the device's deadline later (an attribute write). The heap keeps one
-entry per device; when an entry comes due but its device's deadline has moved on, it is pushed
-back with the real deadline. So the heap never grows with the heartbeat rate.
+A heartbeat only moves the device's anchor later (an attribute write). The heap keeps one live
+entry per device that is not overdue; when an entry comes due but its device's deadline has
+moved on, it is pushed back with the real deadline. So the heap never grows with the heartbeat
+rate, and nothing ever scans the fleet.
 """
 
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterator
 
 
-class _Entry:
-    __slots__ = ("deadline", "overdue", "window_s")
+class TrackedDevice:
+    """What the engine keeps per device: about 200 bytes with its dictionary and heap entries."""
 
-    def __init__(self, deadline: float, window_s: float) -> None:
-        self.deadline = deadline
-        self.window_s = window_s
-        self.overdue = False
+    __slots__ = ("anchor", "flags", "queued", "window_s")
+
+    def __init__(self, anchor: float, window_s: int, flags: int) -> None:
+        self.anchor = anchor  # last heartbeat received, registration or stage change
+        self.window_s = window_s  # interval + grace
+        self.flags = flags  # alerts.flags
+        self.queued = 0.0  # the deadline of this device's live heap entry; 0: none
+
+    @property
+    def deadline(self) -> float:
+        return self.anchor + self.window_s
 
 
-class DeadlineTracker:
-    """Which devices have gone `window_s` without a heartbeat. Times are `time.monotonic()`."""
+class DeadlineHeap:
+    """Devices by deadline. The owner sets `anchor`; `due()` yields those whose deadline passed."""
 
     def __init__(self) -> None:
-        self._entries: dict[str, _Entry] = {}
         self._heap: list[tuple[float, str]] = []
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._heap)
 
-    def __contains__(self, device_id: str) -> bool:
-        return device_id in self._entries
+    def push(self, device_id: str, device: TrackedDevice) -> None:
+        """Make sure the device has a live entry no later than its deadline."""
+        deadline = device.deadline
+        if device.queued and device.queued <= deadline:
+            return  # the live entry comes first and is pushed on if the deadline moved
+        device.queued = deadline
+        heapq.heappush(self._heap, (deadline, device_id))
 
-    def track(self, device_id: str, *, deadline: float, window_s: float, overdue: bool) -> None:
-        """Start (or restart) tracking a device whose next deadline is known."""
-        entry = self._entries.get(device_id)
-        if entry is None:
-            entry = self._entries[device_id] = _Entry(deadline, window_s)
-            heapq.heappush(self._heap, (deadline, device_id))
-        else:
-            if deadline < entry.deadline:
-                heapq.heappush(self._heap, (deadline, device_id))
-            entry.deadline = deadline
-            entry.window_s = window_s
-        entry.overdue = overdue
-
-    def forget(self, device_id: str) -> None:
-        self._entries.pop(device_id, None)  # its heap entry is dropped when it comes due
-
-    def beat(self, device_id: str, now: float) -> bool | None:
-        """Record a heartbeat: True if the device was overdue (it is back), None if untracked."""
-        entry = self._entries.get(device_id)
-        if entry is None:
-            return None
-        entry.deadline = now + entry.window_s
-        was_overdue = entry.overdue
-        entry.overdue = False
-        return was_overdue
-
-    def is_overdue(self, device_id: str) -> bool:
-        entry = self._entries.get(device_id)
-        return entry is not None and entry.overdue
-
-    def pop_overdue(self, now: float) -> list[str]:
-        """Devices whose deadline passed since the last call; each is reported once."""
-        due = []
+    def due(self, now: float, devices: dict[str, TrackedDevice]) -> Iterator[str]:
+        """Device ids whose deadline is at or before `now`; their entries leave the heap."""
         heap = self._heap
         while heap and heap[0][0] <= now:
-            _, device_id = heapq.heappop(heap)
-            entry = self._entries.get(device_id)
-            if entry is None:
-                continue
-            if entry.deadline > now:
-                heapq.heappush(heap, (entry.deadline, device_id))
-            elif not entry.overdue:
-                entry.overdue = True
-                due.append(device_id)
-                # Re-arm one window later so a device that beats again is tracked again.
-                heapq.heappush(heap, (now + entry.window_s, device_id))
+            queued, device_id = heapq.heappop(heap)
+            device = devices.get(device_id)
+            if device is None or device.queued != queued:
+                continue  # forgotten, or a stale entry of a deadline that moved earlier
+            device.queued = 0.0
+            deadline = device.deadline
+            if deadline > now:
+                device.queued = deadline
+                heapq.heappush(heap, (deadline, device_id))
             else:
-                heapq.heappush(heap, (now + entry.window_s, device_id))
-        return due
+                yield device_id
 
-    def next_deadline(self) -> float | None:
+    def next_at(self) -> float | None:
         return self._heap[0][0] if self._heap else None

@@ -1,4 +1,11 @@
-"""The alert engine: turns the telemetry stream and the clock into alerts, raised once each."""
+"""The alert engine: turns the telemetry stream, change events and the clock into alerts.
+
+It composes the synchronous rules (DeviceRules, AlarmWatch, AreaTracker) with what they need
+from outside: partition leases (which devices this process owns), the database (state loaded
+at start and at a takeover, device changes and alarm/alert change events by LISTEN), and one
+writer that commits the rules' actions in order. Telemetry arrives by `heartbeat_received` and
+`status_received` (TelemetryObserver), from the ingest in this process or the MQTT feed.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +14,32 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import TypeVar
 
-from alerts.deadlines import DeadlineTracker
-from alerts.store import Raise, raise_alerts, resolve_alerts
-from alerts.types import MIGRATING_STAGES, SILENCE_TYPES, AlertType
+import psycopg
+
+from alerts.actions import Action, Resolve, ResolveDevice
+from alerts.alarm_watch import AlarmWatch
+from alerts.areas import CAUSES, AreaTracker
+from alerts.clock import Clock
+from alerts.device_rules import DeviceRules
+from alerts.leases import PartitionLeases, partition_of
+from alerts.loader import (
+    device as load_device,
+)
+from alerts.loader import (
+    devices_of,
+    open_members,
+    open_outages,
+    partition_state,
+    places,
+)
+from alerts.rules import AlertRules
+from alerts.store import Changed, write_actions
+from alerts.types import AlertType
 from core.db import Pool
+from core.events import EVENTS_CHANNEL, ChangeEvent, parse_event
 from core.metrics import Metrics
 from core.notifications import DEVICE_CHANGED, follow
 from core.protocol import Heartbeat, Status
@@ -26,228 +50,297 @@ log = logging.getLogger(__name__)
 
 _MAX_SLEEP_S = 1.0
 _BATCH = 1000
-_T = TypeVar("_T")
-
-_DEVICES = """
-SELECT d.device_id, d.heartbeat_interval_s, d.heartbeat_grace_s, d.migration_stage,
-       d.stage_changed_at, s.last_heartbeat_at, d.decommissioned_at
-FROM devices d LEFT JOIN device_state s USING (device_id)
-"""
-_OPEN_SILENCE = """
-SELECT device_id, type FROM alerts
-WHERE state <> 'resolved' AND device_id IS NOT NULL AND type = ANY(%s)
-"""
-
-
-@dataclass(frozen=True)
-class _Resolve:
-    device_id: str
-    types: tuple[AlertType, ...]
-    at: datetime
-    by: str
-
-
-def silence_window_s(interval_s: int, grace_s: int | None) -> int:
-    """PROTOCOL section 3: overdue after interval + grace; grace defaults to min(interval, 900)."""
-    return interval_s + (grace_s if grace_s is not None else min(interval_s, 900))
+_EARLY_MAX = 10_000
+_LEADER_PARTITION = 0  # its owner also runs the area tracker for the whole fleet
 
 
 class AlertEngine:
     """Implements TelemetryObserver; run() owns its background loops."""
 
-    def __init__(self, settings: Settings, pool: Pool, metrics: Metrics) -> None:
+    def __init__(
+        self, settings: Settings, pool: Pool, metrics: Metrics, *, clock: Clock | None = None
+    ) -> None:
         self._settings = settings
         self._pool = pool
         self._metrics = metrics
-        self._tracker = DeadlineTracker()
-        self._migrating: set[str] = set()
-        self._connection_lost: set[str] = set()
-        # Heartbeats that arrived before the device's registration reached this engine.
-        self._early_beats: dict[str, float] = {}
-        self._raises: asyncio.Queue[Raise] = asyncio.Queue()
-        self._resolves: asyncio.Queue[_Resolve] = asyncio.Queue()
+        self._clock = clock or Clock()
+        self.rules = AlertRules.from_settings(settings)
+        self._actions: asyncio.Queue[tuple[float, Action]] = asyncio.Queue()
+        self._devices = DeviceRules(self.rules, self._clock, self._emit)
+        self._alarms = AlarmWatch(self.rules.alarm_ack_target_s, self._clock, self._emit)
+        self._areas: AreaTracker | None = None
+        self.leases = PartitionLeases(pool, lease_s=settings.engine_lease_s)
+        self._owned: frozenset[int] = frozenset()
+        # Heartbeats of owned devices that came before the device reached this engine.
+        self._early: dict[str, tuple[float, Heartbeat]] = {}
+        self._loading = 0
+        self._held_back: list[tuple[str, str]] = []  # notifications that came while loading
         self._wake = asyncio.Event()
+        self._listening = {EVENTS_CHANNEL: asyncio.Event(), DEVICE_CHANGED: asyncio.Event()}
         self.loaded = asyncio.Event()
 
     @property
     def devices_tracked(self) -> int:
-        return len(self._tracker)
+        return len(self._devices)
+
+    @property
+    def pending_actions(self) -> int:
+        return self._actions.qsize()
 
     async def run(self) -> None:
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(
-                follow(
-                    self._settings.database_url,
-                    DEVICE_CHANGED,
-                    self._refresh_device,
-                    on_connected=self._load,
-                ),
-                name="alerts.device_changes",
-            )
-            tg.create_task(self._watch_deadlines(), name="alerts.deadlines")
-            tg.create_task(self._write_raises(), name="alerts.raise_writer")
-            tg.create_task(self._write_resolves(), name="alerts.resolve_writer")
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for channel in self._listening:
+                    tg.create_task(
+                        follow(
+                            self._settings.database_url,
+                            channel,
+                            functools.partial(self._notified, channel),
+                            on_connected=functools.partial(self._listen_connected, channel),
+                        ),
+                        name=f"alerts.listen[{channel}]",
+                    )
+                tg.create_task(self._keep_leases(), name="alerts.leases")
+                tg.create_task(self._watch_clock(), name="alerts.clock")
+                tg.create_task(self._write_actions(), name="alerts.writer")
+        finally:
+            await asyncio.shield(self._leave())
 
-    # --- telemetry, called by the ingest for every valid message (must not block) ---
+    async def _leave(self) -> None:
+        try:
+            await self.leases.leave()
+        except Exception as exc:
+            log.warning("engine could not release its partitions error=%s", exc)
+
+    # --- telemetry, called for every valid message (must not block) ---
 
     def heartbeat_received(self, device_id: str, received_at: datetime, beat: Heartbeat) -> None:
-        was_overdue = self._tracker.beat(device_id, time.monotonic())
-        if was_overdue is None:
-            if len(self._early_beats) > 10_000:
-                self._early_beats.clear()
-            self._early_beats[device_id] = time.monotonic()
+        if self._areas is not None:
+            self._areas.network_seen(device_id, beat.network)
+        if self._devices.heartbeat(device_id, beat):
             return
-        lost = device_id in self._connection_lost
-        if was_overdue or lost:
-            self._connection_lost.discard(device_id)
-            self._resolves.put_nowait(_Resolve(device_id, SILENCE_TYPES, received_at, "device"))
+        if partition_of(device_id) in self._owned:
+            if len(self._early) >= _EARLY_MAX:
+                self._early.clear()
+            self._early[device_id] = (self._clock.now(), beat)
 
     def status_received(self, device_id: str, received_at: datetime, status: Status) -> None:
-        if device_id not in self._tracker:
-            return
-        if status.state == "offline" and device_id not in self._connection_lost:
-            self._connection_lost.add(device_id)
-            details = {"reason": status.reason} if status.reason else {}
-            self._raises.put_nowait(
-                Raise(device_id, AlertType.CONNECTION_LOST, received_at, details)
-            )
-        elif status.state == "online" and device_id in self._connection_lost:
-            self._connection_lost.discard(device_id)
-            self._resolves.put_nowait(
-                _Resolve(device_id, (AlertType.CONNECTION_LOST,), received_at, "device")
-            )
+        self._devices.status(device_id, status.state, status.reason)
 
-    # --- state from the database ---
+    def _emit(self, action: Action) -> None:
+        self._actions.put_nowait((time.perf_counter(), action))
 
-    async def _load(self) -> None:
-        """(Re)build every deadline from the database: at start and after a lost LISTEN."""
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(_OPEN_SILENCE, [[t.value for t in SILENCE_TYPES]])
-            open_alerts = await cur.fetchall()
-            cur = await conn.execute(_DEVICES + " WHERE d.decommissioned_at IS NULL")
-            devices = await cur.fetchall()
-        overdue = {d for d, t in open_alerts if t != AlertType.CONNECTION_LOST}
-        self._connection_lost = {d for d, t in open_alerts if t == AlertType.CONNECTION_LOST}
-        for row in devices:
-            self._track_row(row, overdue=row[0] in overdue)
-        self._metrics.devices_tracked.set(len(self._tracker))
+    # --- partitions ---
+
+    async def _keep_leases(self) -> None:
+        for event in self._listening.values():
+            await event.wait()
+        interval_s = self.leases.lease_s / 3
+        while True:
+            started = time.monotonic()
+            try:
+                change = await self.leases.renew()
+                for partition in change.lost:
+                    self._release(partition)
+                if change.gained:
+                    await self._load(change.gained)
+                self._metrics.engine_partitions.set(len(change.held))
+            except (psycopg.Error, OSError) as exc:
+                log.warning("engine lease round failed error=%s", exc)
+            self.loaded.set()
+            await asyncio.sleep(max(0.0, interval_s - (time.monotonic() - started)))
+
+    def _release(self, partition: int) -> None:
+        self._owned = self._owned - {partition}
+        for device_id in [d for d in self._devices.devices if partition_of(d) == partition]:
+            self._devices.forget(device_id, resolve=False)
+            self._alarms.forget_device(device_id)
+        if partition == _LEADER_PARTITION:
+            self._areas = None
+        self._metrics.devices_tracked.set(len(self._devices))
+
+    async def _load(self, partitions: Iterable[int]) -> None:
+        """Track the devices of newly owned partitions, from the database."""
+        gained = sorted(partitions)
+        started = time.monotonic()
+        self._loading += 1
+        try:
+            self._owned = self._owned | set(gained)
+            count = 0
+            async for rows in devices_of(
+                self._pool, gained, flapping_window_s=self.rules.flapping_window_s
+            ):
+                for row in rows:
+                    if row.snapshot is not None:
+                        self._devices.track(row.snapshot)
+                        self._replay_early(row.snapshot.device_id)
+                count += len(rows)
+                await asyncio.sleep(0)  # let heartbeats in between chunks
+            state = await partition_state(self._pool, gained)
+            now = datetime.now(UTC)
+            for alarm in state.open_alarms:
+                self._alarms.opened(
+                    alarm.alarm_id,
+                    alarm.device_id,
+                    alarm.event,
+                    alarm.received_at,
+                    raised=alarm.raised,
+                )
+            for subject in state.stale_unhandled:
+                self._emit(Resolve(subject, now, "system"))
+            for device_id in state.decommissioned:
+                self._emit(ResolveDevice(device_id, now, "system"))
+            if _LEADER_PARTITION in gained:
+                await self._lead()
+        finally:
+            self._loading -= 1
+        self._metrics.devices_tracked.set(len(self._devices))
         self._wake.set()
-        self.loaded.set()
-        log.info("alert engine loaded devices=%d overdue=%d", len(devices), len(overdue))
-
-    async def _refresh_device(self, device_id: str) -> None:
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(_DEVICES + " WHERE d.device_id = %s", [device_id])
-            row = await cur.fetchone()
-        if row is None or row[6] is not None:
-            self._forget(device_id)
-            return
-        self._track_row(row, overdue=self._tracker.is_overdue(device_id))
-        early = self._early_beats.pop(device_id, None)
-        if early is not None:
-            self._tracker.beat(device_id, early)
-        self._metrics.devices_tracked.set(len(self._tracker))
-        self._wake.set()
-
-    def _track_row(self, row: tuple[object, ...] | Sequence[object], *, overdue: bool) -> None:
-        device_id, interval_s, grace_s, stage, stage_changed_at, last_heartbeat_at, _ = row
-        assert isinstance(device_id, str) and isinstance(interval_s, int)
-        assert isinstance(stage_changed_at, datetime)
-        assert grace_s is None or isinstance(grace_s, int)
-        window_s = silence_window_s(interval_s, grace_s)
-        since = stage_changed_at
-        if isinstance(last_heartbeat_at, datetime) and last_heartbeat_at > since:
-            since = last_heartbeat_at
-        remaining_s = since.timestamp() + window_s - time.time()
-        self._tracker.track(
-            device_id,
-            deadline=time.monotonic() + remaining_s,
-            window_s=window_s,
-            overdue=overdue,
+        log.info(
+            "alert engine loaded partitions=%d devices=%d tracked=%d alarms_waiting=%d"
+            " leader=%s took_s=%.2f",
+            len(gained),
+            count,
+            len(self._devices),
+            len(self._alarms),
+            self._areas is not None,
+            time.monotonic() - started,
         )
-        if stage in MIGRATING_STAGES:
-            self._migrating.add(device_id)
+        await self._release_held_back()
+
+    async def _lead(self) -> None:
+        """Become the area tracker: every device's areas, open member and area alerts."""
+        areas = AreaTracker(self.rules, self._emit)
+        async for rows in places(self._pool):
+            for device_id, district, network in rows:
+                areas.place(device_id, district, network)
+            await asyncio.sleep(0)
+        for outage in await open_outages(self._pool):
+            areas.outage_found(outage.area, outage.cause, outage.threshold, outage.members)
+        for subject, device_id, alert_type, raised_at in await open_members(
+            self._pool, list(CAUSES)
+        ):
+            areas.member_opened(subject, device_id, alert_type, raised_at.timestamp())
+        self._areas = areas
+
+    def _replay_early(self, device_id: str) -> None:
+        early = self._early.pop(device_id, None)
+        if early is not None:
+            self._devices.heartbeat(device_id, early[1], at=early[0])
+
+    # --- notifications: device changes and alarm/alert change events ---
+
+    async def _listen_connected(self, channel: str) -> None:
+        first = not self._listening[channel].is_set()
+        self._listening[channel].set()
+        if not first and self._owned:
+            log.info("engine reloading after a lost LISTEN channel=%s", channel)
+            await self._load(self._owned)
+
+    async def _notified(self, channel: str, payload: str) -> None:
+        if self._loading:
+            self._held_back.append((channel, payload))
+            return
+        if channel == DEVICE_CHANGED:
+            await self._device_changed(payload)
         else:
-            self._migrating.discard(device_id)
+            self._changed(parse_event(payload))
 
-    def _forget(self, device_id: str) -> None:
-        if device_id in self._tracker:
-            self._tracker.forget(device_id)
-            self._migrating.discard(device_id)
-            self._connection_lost.discard(device_id)
-            every_type = tuple(AlertType)
-            self._resolves.put_nowait(
-                _Resolve(device_id, every_type, datetime.now(UTC), "decommissioned")
-            )
-            self._metrics.devices_tracked.set(len(self._tracker))
+    async def _release_held_back(self) -> None:
+        while self._held_back and not self._loading:
+            held, self._held_back = self._held_back, []
+            for channel, payload in held:
+                try:
+                    await self._notified(channel, payload)
+                except Exception:
+                    log.exception("notification handler failed channel=%s", channel)
 
-    # --- loops ---
+    async def _device_changed(self, device_id: str) -> None:
+        owned = partition_of(device_id) in self._owned
+        if not owned and self._areas is None:
+            return
+        row = await load_device(self._pool, device_id)
+        if row is None:
+            return
+        if row.snapshot is None:  # decommissioned
+            if self._areas is not None:
+                self._areas.remove(device_id)
+            if owned:
+                self._devices.forget(device_id, resolve=True)
+                self._alarms.forget_device(device_id)
+        else:
+            if self._areas is not None:
+                self._areas.place(device_id, row.district, row.network)
+            if owned:
+                self._devices.track(row.snapshot)
+                self._replay_early(device_id)
+        self._metrics.devices_tracked.set(len(self._devices))
+        self._wake.set()
 
-    async def _watch_deadlines(self) -> None:
+    def _changed(self, event: ChangeEvent) -> None:
+        if event.device_id is None:
+            return
+        if event.kind == "alarm":
+            if partition_of(event.device_id) not in self._owned:
+                return
+            if event.state == "open" and event.action == "created" and event.at and event.type:
+                self._alarms.opened(
+                    event.entity_id, event.device_id, event.type, event.at, raised=False
+                )
+                self._wake.set()
+            elif event.state != "open":
+                self._alarms.taken(event.entity_id)
+        elif self._areas is not None and event.subject and event.type in CAUSES:
+            if event.state == "resolved":
+                self._areas.member_closed(event.subject, time.time())
+            elif event.at is not None:
+                self._areas.member_opened(
+                    event.subject, event.device_id, AlertType(event.type), event.at.timestamp()
+                )
+
+    # --- the clock and the writer ---
+
+    async def _watch_clock(self) -> None:
         await self.loaded.wait()
         while True:
-            now = time.monotonic()
-            for device_id in self._tracker.pop_overdue(now):
-                kind = (
-                    AlertType.MIGRATION_DROPOUT
-                    if device_id in self._migrating
-                    else AlertType.HEARTBEAT_MISSED
-                )
-                self._raises.put_nowait(Raise(device_id, kind, datetime.now(UTC)))
-            next_at = self._tracker.next_deadline()
-            sleep_s = _MAX_SLEEP_S if next_at is None else min(_MAX_SLEEP_S, next_at - now)
             self._wake.clear()
+            now = self._clock.now()
+            due = [self._devices.tick(now), self._alarms.tick(now)]
+            if self._areas is not None:
+                self._areas.flush_details()
+            next_at = min((t for t in due if t is not None), default=now + _MAX_SLEEP_S)
+            sleep_s = min(_MAX_SLEEP_S, next_at - now)
             if sleep_s > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=sleep_s)
 
-    async def _write_raises(self) -> None:
+    async def _write_actions(self) -> None:
         while True:
-            batch = await _drain(self._raises)
+            batch = [await self._actions.get()]
+            while not self._actions.empty() and len(batch) < _BATCH:
+                batch.append(self._actions.get_nowait())
             changed = await until_written(
-                functools.partial(raise_alerts, self._pool, batch),
-                what="alert_raise",
-                context=f"alerts={len(batch)}",
+                functools.partial(write_actions, self._pool, [a for _, a in batch]),
+                what="alerts",
+                context=f"actions={len(batch)}",
                 metrics=self._metrics,
             )
-            for alert in changed:
+            written = time.perf_counter()
+            for emitted, _ in batch:
+                self._metrics.alert_write_seconds.observe(written - emitted)
+            self._count(changed)
+
+    def _count(self, changed: list[Changed]) -> None:
+        for alert in changed:
+            if alert.change == "raised":
                 self._metrics.alerts_raised.labels(alert.type.value).inc()
-                log.info(
-                    "alert raised id=%d device=%s type=%s",
-                    alert.alert_id,
-                    alert.device_id,
-                    alert.type.value,
-                )
-
-    async def _write_resolves(self) -> None:
-        while True:
-            first = await self._resolves.get()
-            changed = await until_written(
-                functools.partial(
-                    resolve_alerts,
-                    self._pool,
-                    device_ids=[first.device_id],
-                    types=first.types,
-                    at=first.at,
-                    by=first.by,
-                ),
-                what="alert_resolve",
-                context=f"device={first.device_id}",
-                metrics=self._metrics,
-            )
-            for alert in changed:
+            elif alert.change == "resolved":
                 self._metrics.alerts_resolved.labels(alert.type.value).inc()
+            if alert.change in ("raised", "resolved"):
                 log.info(
-                    "alert resolved id=%d device=%s type=%s by=%s",
+                    "alert %s id=%d subject=%s type=%s",
+                    alert.change,
                     alert.alert_id,
-                    alert.device_id,
+                    alert.subject,
                     alert.type.value,
-                    first.by,
                 )
-
-
-async def _drain(queue: asyncio.Queue[_T]) -> list[_T]:
-    items = [await queue.get()]
-    while not queue.empty() and len(items) < _BATCH:
-        items.append(queue.get_nowait())
-    return items

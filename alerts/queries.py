@@ -26,12 +26,16 @@ class AlertRecord:
     resolved_at: datetime | None
     resolved_by: str | None
     details: dict[str, Any]
+    group_id: int | None
+    grouped: int  # for an area_outage: how many alerts are grouped under it now
     history: list[dict[str, Any]]
 
 
 _SELECT = """
 SELECT a.id, a.device_id, a.area, a.type, a.severity, a.state, a.raised_at, a.acknowledged_at,
-       a.acknowledged_by, a.resolved_at, a.resolved_by, a.details,
+       a.acknowledged_by, a.resolved_at, a.resolved_by, a.details, a.group_id,
+       CASE WHEN a.type = 'area_outage'
+            THEN (SELECT count(*) FROM alerts m WHERE m.group_id = a.id) ELSE 0 END AS grouped,
        coalesce((SELECT jsonb_agg(jsonb_build_object('at', h.at, 'action', h.action,
                                                     'actor', h.actor, 'note', h.note)
                                   ORDER BY h.at, h.id)
@@ -44,6 +48,8 @@ WHERE (%(before)s::bigint IS NULL OR a.id < %(before)s)
   AND (%(type)s::text IS NULL OR a.type = %(type)s)
   AND (%(device_id)s::text IS NULL OR a.device_id = %(device_id)s)
   AND (%(severity)s::text IS NULL OR a.severity = %(severity)s)
+  AND (%(group_id)s::bigint IS NULL OR a.group_id = %(group_id)s)
+  AND (NOT %(top_level)s OR a.group_id IS NULL)
 ORDER BY a.id DESC
 LIMIT %(limit)s
 """
@@ -60,6 +66,8 @@ async def list_alerts(
     type: str | None = None,
     device_id: str | None = None,
     severity: str | None = None,
+    group_id: int | None = None,
+    top_level: bool = False,
 ) -> list[AlertRecord]:
     params = {
         "before": before_id,
@@ -69,6 +77,8 @@ async def list_alerts(
         "type": type,
         "device_id": device_id,
         "severity": severity,
+        "group_id": group_id,
+        "top_level": top_level,
         "limit": limit,
     }
     async with pool.connection() as conn, conn.cursor(row_factory=class_row(AlertRecord)) as cur:

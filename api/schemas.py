@@ -127,6 +127,10 @@ class AlertPublic(BaseModel):
     resolved_at: datetime | None
     resolved_by: str | None
     details: dict[str, Any]
+    group_id: int | None = Field(
+        description="the area_outage alert this alert is grouped under, or null"
+    )
+    grouped: int = Field(description="for an area_outage: the alerts grouped under it now")
     history: list[HistoryEntry]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 EVENTS_CHANNEL = "telecare_events"
@@ -19,6 +20,10 @@ class ChangeEvent:
     action: Literal["created", "updated"]
     device_id: str | None
     state: str
+    type: str | None = None  # the alert's type or the alarm's event
+    subject: str | None = None  # alerts only (docs/ALERTS.md)
+    group_id: int | None = None  # alerts only: the area_outage it is grouped under
+    at: datetime | None = None  # the alert's raised_at or the alarm's received_at
 
 
 def parse_event(payload: str) -> ChangeEvent:
@@ -32,6 +37,10 @@ def parse_event(payload: str) -> ChangeEvent:
             action=data["action"],
             device_id=data["device_id"],
             state=data["state"],
+            type=data.get("type"),
+            subject=data.get("subject"),
+            group_id=data.get("group_id"),
+            at=datetime.fromisoformat(data["at"]) if data.get("at") else None,
         )
-    except (KeyError, TypeError, json.JSONDecodeError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"not a change event: {payload[:200]!r}") from exc

@@ -62,6 +62,17 @@ class Metrics:
         self.devices_registered = Counter(
             "telecare_devices_registered", "Devices registered, by way", ["via"], registry=r
         )
+        self.engine_partitions = Gauge(
+            "telecare_engine_partitions",
+            "Partitions of the fleet (of 64) whose alerts this process owns",
+            registry=r,
+        )
+        self.alert_write_seconds = Histogram(
+            "telecare_alert_write_seconds",
+            "Time from the engine's decision (raise, resolve, ...) to its commit",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
         self.devices_tracked = Gauge(
             "telecare_devices_tracked", "Devices whose liveness this process tracks", registry=r
         )

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import httpx
 
-from alerts.store import Raise, raise_alerts
+from alerts.actions import Raise, device_subject
+from alerts.store import write_actions
 from alerts.types import AlertType
 from telecare.service import Service
 from tests.support import Devices, Mqtt, alarm, topic, wait_for
@@ -66,8 +67,10 @@ async def test_operator_resolves_an_open_alert_and_it_counts_as_taken(
     service: Service, operator: httpx.AsyncClient, devices: Devices
 ) -> None:
     device_id = (await devices.register())["device_id"]
-    [raised] = await raise_alerts(
-        service.pool, [Raise(device_id, AlertType.BATTERY_LOW, datetime.now(UTC))]
+    subject = device_subject(AlertType.BATTERY_LOW, device_id)
+    [raised] = await write_actions(
+        service.pool,
+        [Raise(subject, AlertType.BATTERY_LOW, datetime.now(UTC), device_id=device_id)],
     )
     response = await operator.post(f"/alerts/{raised.alert_id}/resolve", json={"note": "replaced"})
     assert response.status_code == 200, response.text

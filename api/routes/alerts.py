@@ -31,6 +31,10 @@ async def list_(
     type_: Annotated[AlertType | None, Query(alias="type")] = None,
     device_id: str | None = None,
     severity: Severity | None = None,
+    group_id: Annotated[int | None, Query(description="alerts grouped under this one")] = None,
+    top_level: Annotated[
+        bool, Query(description="leave out alerts grouped under an area_outage")
+    ] = False,
 ) -> Page[AlertPublic]:
     rows = await list_alerts(
         pool,
@@ -41,6 +45,8 @@ async def list_(
         type=type_.value if type_ else None,
         device_id=device_id,
         severity=severity,
+        group_id=group_id,
+        top_level=top_level,
     )
     return page(rows, limit, item=_public, key=lambda a: a.id)
 

@@ -160,10 +160,10 @@ class DeviceReplay:
                 )
                 near.resolve(at, "device")
                 self.alerts.append(near)
-        if self._overdue:
-            self._overdue = False
-            for kind in ("heartbeat_missed", "migration_dropout"):
-                self._close(kind, at, "device")
+        # Any open overdue alert ends, even one left open by a stage change while overdue.
+        self._overdue = False
+        for kind in ("heartbeat_missed", "migration_dropout"):
+            self._close(kind, at, "device")
         if self._offline:
             self._offline = False
             self._close("connection_lost", at, "device")
