@@ -147,9 +147,12 @@ class Ingest:
         if known is True and isinstance(body, Heartbeat):
             self._take_heartbeat(parsed.device_id, body, received_at)  # the hot path: no await
             return
+        if known is True and isinstance(body, Status):
+            # Observers hear it now, in arrival order with the heartbeats; the write follows.
+            self._tell_status(parsed.device_id, body, received_at)
         await self._in_flight.acquire()
         task = tg.create_task(
-            self._handle(topic, parsed.device_id, body, payload, received_at, tg),
+            self._handle(topic, parsed.device_id, body, payload, received_at, tg, known is True),
             name=f"ingest.{parsed.kind.value}[{parsed.device_id}]",
         )
         task.add_done_callback(lambda _: self._in_flight.release())
@@ -162,6 +165,7 @@ class Ingest:
         payload: bytes,
         received_at: datetime,
         tg: asyncio.TaskGroup,
+        told: bool,
     ) -> None:
         try:
             if not await self._directory.is_registered(device_id):
@@ -179,11 +183,15 @@ class Ingest:
             elif isinstance(body, Alarm):
                 await self._alarms.take(device_id, body, received_at)
             elif isinstance(body, Status):
+                if not told:
+                    self._tell_status(device_id, body, received_at)
                 await record_status(self._pool, device_id, body, received_at)
-                for observer in self._observers:
-                    observer.status_received(device_id, received_at, body)
         except Exception:
             log.exception("message handling failed topic=%s", topic)
+
+    def _tell_status(self, device_id: str, status: Status, received_at: datetime) -> None:
+        for observer in self._observers:
+            observer.status_received(device_id, received_at, status)
 
     def _take_heartbeat(self, device_id: str, beat: Heartbeat, received_at: datetime) -> None:
         if self._directory.is_repeat(device_id, beat.msg_id):

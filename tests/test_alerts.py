@@ -71,7 +71,7 @@ async def test_after_a_restart_no_alert_is_raised_twice_and_silence_meanwhile_is
         await first.wait_ready()
         async with await api_client(first, Role.ADMIN) as admin:
             devices = Devices(admin)
-            early = (await devices.register(heartbeat_interval_s=10, heartbeat_grace_s=0))
+            early = await devices.register(heartbeat_interval_s=10, heartbeat_grace_s=0)
             await wait_for(
                 lambda: _alerts(admin, early["device_id"], state="open"),
                 within_s=20,
