@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -64,7 +65,12 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
         log.info("telecare running roles=%s", ",".join(sorted(roles)))
         if "api" in roles:
             print(f"API listening on {service.api_url}", flush=True)
-        await asyncio.Event().wait()  # until interrupted
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()  # until SIGTERM or Ctrl-C: then every role stops in order
+        log.info("telecare stopping roles=%s", ",".join(sorted(roles)))
     return 0
 
 
