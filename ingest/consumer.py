@@ -238,7 +238,7 @@ def _msg_id_of(payload: bytes) -> str:
     """The msg_id of a rejected alarm, when one can be read, so the device can match the ack."""
     try:
         data = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         return ""
     msg_id = data.get("msg_id") if isinstance(data, dict) else None
     return msg_id if isinstance(msg_id, str) else ""
