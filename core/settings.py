@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.mqtt_url import BrokerAddress, parse_mqtt_url
+
 ROLES = frozenset({"ingest", "alerts", "api"})
 
 
@@ -18,7 +20,13 @@ class Settings(BaseSettings):
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/telecare"
     mqtt_url: str = "mqtt://127.0.0.1:1883"
+    # CA certificate(s) that sign the broker's certificate, for mqtts:// (PEM); unset = the
+    # system's trust store. The broker's certificate must also name the URL's host.
+    mqtt_ca_file: str | None = None
+    # The ingest's persistent sessions: `{id}` (telemetry) and `{id}-alarms`.
     mqtt_client_id: str = "telecare-ingest"
+    # Messages each session may hold received but not yet handled (QoS 0 beyond are dropped).
+    mqtt_queue_max: int = Field(default=10_000, ge=100)
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     log_level: str = "INFO"
@@ -35,6 +43,11 @@ class Settings(BaseSettings):
     heartbeat_batch_size: int = Field(default=500, ge=1)
     heartbeat_flush_ms: int = Field(default=200, ge=1)
     heartbeat_buffer_max: int = Field(default=200_000, ge=1000)
+    status_buffer_max: int = Field(default=50_000, ge=1000)
+    # Each database write attempt of the ingest gives up after this long and is retried (a
+    # hung database must not hold it forever); buffered rows get this long at shutdown.
+    db_write_timeout_s: float = Field(default=10, gt=0)
+    shutdown_flush_s: float = Field(default=10, gt=0)
     alarm_workers: int = Field(default=16, ge=1)
     quarantine_keep: int = Field(default=10_000, ge=100)
 
@@ -49,6 +62,10 @@ class Settings(BaseSettings):
     area_min_share: float = Field(default=0.2, ge=0, le=1)
     area_window_s: int = Field(default=300, ge=1)
     engine_lease_s: int = Field(default=15, ge=3)
+
+    def broker(self) -> BrokerAddress:
+        """Where the broker is and how to verify it (TELECARE_MQTT_URL, TELECARE_MQTT_CA_FILE)."""
+        return parse_mqtt_url(self.mqtt_url, ca_file=self.mqtt_ca_file)
 
     @model_validator(mode="after")
     def _battery_hysteresis(self) -> Self:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Coroutine
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import uvicorn
 
@@ -115,7 +115,7 @@ class Service:
         credentials = self._broker_credentials(tg)
         readiness = {}
         if self.ingest is not None:
-            readiness["broker"] = self.ingest.connected.is_set
+            readiness["broker"] = self.ingest.is_connected
         elif self.engine is not None:
             readiness["broker"] = self._feed_connected.is_set
         if self.engine is not None:
@@ -153,9 +153,9 @@ class Service:
 
     async def wait_ready(self, within_s: float = 30) -> None:
         """Until the broker connection is up and the engine has loaded its deadlines."""
-        waits = []
+        waits: list[Coroutine[Any, Any, object]] = []
         if self.ingest is not None:
-            waits.append(self.ingest.connected.wait())
+            waits.append(self.ingest.wait_connected())
         elif self.engine is not None:
             waits.append(self._feed_connected.wait())
         if self.engine is not None:
