@@ -26,6 +26,7 @@ def create_app(context: ApiContext) -> FastAPI:
     """The app serves a context whose resources (pool, broker) the caller owns."""
     app = FastAPI(title="Telecare monitoring API", version="1")
     app.state.context = context
+    app.state.database_probes = health.DatabaseProbes(context.pool)
     install_error_handlers(app)
     v1 = APIRouter(prefix=API_PREFIX)
     routers = (device_import, devices, migration, alerts, alarms, quarantine, rules, tokens, audit)
