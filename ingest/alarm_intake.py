@@ -163,4 +163,10 @@ def _msg_id_of(payload: bytes) -> str:
     except (ValueError, RecursionError):
         return ""
     msg_id = data.get("msg_id") if isinstance(data, dict) else None
-    return msg_id if isinstance(msg_id, str) else ""
+    if not isinstance(msg_id, str):
+        return ""
+    try:
+        msg_id.encode()
+    except UnicodeEncodeError:  # a lone surrogate: the ack could not be sent as JSON
+        return ""
+    return msg_id

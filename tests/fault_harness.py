@@ -47,10 +47,10 @@ class Scale:
     hubs: int
     steady_s: float  # load before the fault and after recovery
 
-    def describe(self) -> str:
+    def describe(self, alarm_rate: float) -> str:
         return (
             f"{self.heartbeat_rate:g} heartbeats/s (QoS 1, {self.heartbeat_devices} devices)"
-            f" + {self.alarm_rate:g} alarms/s ({self.hubs} hubs)"
+            f" + {alarm_rate:g} alarms/s ({self.hubs} hubs)"
         )
 
 
@@ -99,6 +99,7 @@ class FaultRun:
         broker: PrivateBroker,
         env: dict[str, str] | None = None,
         scale: Scale = SCALE,
+        alarm_rate: float | None = None,
     ) -> None:
         self.scale = scale
         self.database_url = database_url
@@ -116,9 +117,10 @@ class FaultRun:
             },
             tmp_path / f"{fault}-service.log",
         )
-        self.result = FaultResult(fault, scale.name, scale.describe())
+        alarm_rate = alarm_rate or scale.alarm_rate
+        self.result = FaultResult(fault, scale.name, scale.describe(alarm_rate))
         self.heartbeats = HeartbeatLoad(broker.address, self.beat_ids, scale.heartbeat_rate)
-        self.alarms = AlarmFleet(broker.address, self.hub_ids, scale.alarm_rate)
+        self.alarms = AlarmFleet(broker.address, self.hub_ids, alarm_rate)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:

@@ -165,7 +165,13 @@ async def test_service_killed_with_sigkill_under_alarm_load(
 ) -> None:
     """Every alarm acknowledged `accepted` before the kill is in the database at that moment;
     after a restart and the devices' retries, every alarm is stored exactly once."""
-    run = FaultRun("service_sigkill", tmp_path, database_url=fault_database, broker=fault_broker)
+    run = FaultRun(
+        "service_sigkill",
+        tmp_path,
+        database_url=fault_database,
+        broker=fault_broker,
+        alarm_rate=SCALE.alarm_rate * 4,
+    )
     try:
         await run.start()
         await asyncio.to_thread(run.service.kill)
