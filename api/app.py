@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 
 from api.context import ApiContext
 from api.errors import install_error_handlers
@@ -18,6 +18,7 @@ from api.routes import (
     rules,
     tokens,
 )
+from api.validation import refuse_unstorable_text
 
 API_PREFIX = "/api/v1"
 
@@ -28,7 +29,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.state.context = context
     app.state.database_probes = health.DatabaseProbes(context.pool)
     install_error_handlers(app)
-    v1 = APIRouter(prefix=API_PREFIX)
+    v1 = APIRouter(prefix=API_PREFIX, dependencies=[Depends(refuse_unstorable_text)])
     routers = (device_import, devices, migration, alerts, alarms, quarantine, rules, tokens, audit)
     for module in routers:
         v1.include_router(module.router)

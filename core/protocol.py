@@ -10,19 +10,14 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
+from core.text import Storable
+
 TOPIC_ROOT = "telecare/v1"
 MAX_PAYLOAD_BYTES = 4096
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$"
 _DEVICE_ID_RE = re.compile(DEVICE_ID_PATTERN)
 # Counters are stored as PostgreSQL bigint.
 MAX_SEQ = 2**63 - 1
-
-
-def _no_nul(value: str) -> str:
-    # PostgreSQL text and jsonb cannot hold U+0000: refused here, with the reason, not at insert.
-    if "\x00" in value:
-        raise ValueError("must not contain NUL (U+0000) characters")
-    return value
 
 
 def _storable_time(value: datetime) -> datetime:
@@ -35,9 +30,8 @@ def _storable_time(value: datetime) -> datetime:
     return value
 
 
-NoNul = AfterValidator(_no_nul)
 DeviceId = Annotated[str, StringConstraints(pattern=DEVICE_ID_PATTERN)]
-MsgId = Annotated[str, StringConstraints(min_length=1, max_length=64), NoNul]
+MsgId = Annotated[str, StringConstraints(min_length=1, max_length=64), Storable]
 Timestamp = Annotated[AwareDatetime, Field(strict=False), AfterValidator(_storable_time)]
 Seq = Annotated[int, Field(ge=0, le=MAX_SEQ)]
 
@@ -122,8 +116,8 @@ class _Payload(BaseModel):
 
 
 class Peripheral(_Payload):
-    id: Annotated[str, StringConstraints(min_length=1, max_length=64), NoNul]
-    kind: Annotated[str, StringConstraints(min_length=1, max_length=32), NoNul]
+    id: Annotated[str, StringConstraints(min_length=1, max_length=64), Storable]
+    kind: Annotated[str, StringConstraints(min_length=1, max_length=32), Storable]
     battery_pct: Annotated[int, Field(ge=0, le=100)] | None = None
     last_seen_s: Seq
 
@@ -137,7 +131,7 @@ class Heartbeat(_Payload):
     battery_pct: Annotated[int, Field(ge=0, le=100)] | None
     signal_dbm: Annotated[int, Field(ge=-150, le=0)] | None
     network: Literal["ethernet", "wifi", "4g", "5g", "lte-m", "nb-iot", "pstn-adapter"]
-    firmware: Annotated[str, StringConstraints(max_length=32), NoNul] | None = None
+    firmware: Annotated[str, StringConstraints(max_length=32), Storable] | None = None
     peripherals: list[Peripheral] | None = None
 
 
@@ -146,14 +140,14 @@ class Alarm(_Payload):
     ts: Timestamp
     seq: Seq
     event: Annotated[AlarmEvent, Field(strict=False)]
-    peripheral: Annotated[str, StringConstraints(max_length=64), NoNul] | None = None
-    detail: Annotated[str, StringConstraints(max_length=256), NoNul] | None = None
+    peripheral: Annotated[str, StringConstraints(max_length=64), Storable] | None = None
+    detail: Annotated[str, StringConstraints(max_length=256), Storable] | None = None
 
 
 class Status(_Payload):
     state: Literal["online", "offline"]
     ts: Timestamp | None = None
-    reason: Annotated[str, StringConstraints(max_length=256), NoNul] | None = None
+    reason: Annotated[str, StringConstraints(max_length=256), Storable] | None = None
 
 
 class Ack(_Payload):

@@ -65,7 +65,11 @@ async def healthz(context: ContextDep, probes: ProbesDep, response: Response) ->
     return {"status": "ok" if ready else "unavailable", "checks": checks}
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+)
 async def metrics(context: ContextDep, probes: ProbesDep) -> Response:
     try:
         open_alerts = await probes.open_alerts.ask()
