@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, FastAPI
 
+from api.auth_limit import FailedAuthLimiter
 from api.context import ApiContext
 from api.errors import install_error_handlers
 from api.routes import (
@@ -28,6 +29,10 @@ def create_app(context: ApiContext) -> FastAPI:
     app = FastAPI(title="Telecare monitoring API", version="1")
     app.state.context = context
     app.state.database_probes = health.DatabaseProbes(context.pool)
+    app.state.auth_limiter = FailedAuthLimiter(
+        burst=context.settings.auth_failures_burst,
+        per_minute=context.settings.auth_failures_per_minute,
+    )
     install_error_handlers(app)
     v1 = APIRouter(prefix=API_PREFIX, dependencies=[Depends(refuse_unstorable_text)])
     routers = (device_import, devices, migration, alerts, alarms, quarantine, rules, tokens, audit)

@@ -107,6 +107,17 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=r,
         )
+        self.auth_failures = Counter(
+            "telecare_auth_failures",
+            "API requests refused for a missing or invalid token, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.auth_rate_limited = Counter(
+            "telecare_auth_rate_limited",
+            "API requests refused with 429: too many failed authentications from the address",
+            registry=r,
+        )
         self.devices_tracked = Gauge(
             "telecare_devices_tracked", "Devices whose liveness this process tracks", registry=r
         )

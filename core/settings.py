@@ -29,6 +29,12 @@ class Settings(BaseSettings):
     mqtt_queue_max: int = Field(default=10_000, ge=100)
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto the API believes (comma-separated
+    # addresses, or "*"): the reverse proxy terminating HTTPS (docs/OPERATIONS.md).
+    forwarded_allow_ips: str = "127.0.0.1"
+    # Failed authentications per client address: `burst` in a row, then this many a minute.
+    auth_failures_burst: int = Field(default=10, ge=1)
+    auth_failures_per_minute: float = Field(default=10, gt=0)
     log_level: str = "INFO"
 
     # Per-device broker credentials (docs/REGISTRY.md): `dynsec` = Mosquitto's dynamic-security

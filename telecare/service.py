@@ -130,6 +130,8 @@ class Service:
             log_config=None,
             lifespan="off",
             access_log=False,
+            proxy_headers=True,
+            forwarded_allow_ips=self.settings.forwarded_allow_ips,
         )
         self._server = uvicorn.Server(config)
         task = tg.create_task(self._server.serve(), name="api")

@@ -74,6 +74,7 @@ def settings(database_url: str, broker: PrivateBroker) -> Settings:
         mqtt_client_id=f"test-ingest-{uuid.uuid4().hex[:8]}",
         api_port=0,
         heartbeat_flush_ms=50,
+        auth_failures_burst=1000,  # tests try many bad tokens from 127.0.0.1 on purpose
     )
 
 
