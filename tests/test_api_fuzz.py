@@ -73,12 +73,16 @@ def fuzzed_api(
 
 
 def rejects_are_explained(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
-    """A 4xx says what was wrong: a JSON body with a non-empty `detail`."""
+    """A 4xx says what was wrong: the app's JSON with a non-empty `detail`, or (for a request
+    the HTTP server itself cannot parse) its plain-text reason."""
     if 400 <= response.status_code < 500:
-        body = response.json()
-        assert isinstance(body, dict) and body.get("detail"), (
-            f"{response.status_code} without an explanation: {response.text[:200]}"
-        )
+        content_type = response.headers.get("content-type", [""])[0]
+        if content_type.startswith("application/json"):
+            body = response.json()
+            explained = isinstance(body, dict) and bool(body.get("detail"))
+        else:
+            explained = bool(response.text.strip())
+        assert explained, f"{response.status_code} without a reason: {response.text[:200]!r}"
     return None
 
 
