@@ -118,6 +118,17 @@ class Metrics:
             "API requests refused with 429: too many failed authentications from the address",
             registry=r,
         )
+        self.retention_removed = Counter(
+            "telecare_retention_removed",
+            "Rows removed by the retention job, by table (approximate for dropped chunks)",
+            ["table"],
+            registry=r,
+        )
+        self.retention_last_run = Gauge(
+            "telecare_retention_last_run_timestamp_seconds",
+            "When the retention job last completed (Unix time)",
+            registry=r,
+        )
         self.devices_tracked = Gauge(
             "telecare_devices_tracked", "Devices whose liveness this process tracks", registry=r
         )

@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     alarm_workers: int = Field(default=16, ge=1)
     quarantine_keep: int = Field(default=10_000, ge=100)
 
+    # Retention (docs/OPERATIONS.md): heartbeats and status events, then resolved alarms and
+    # alerts (seven years) and the audit log; the ingest role prunes once a day.
+    heartbeat_retention_days: int = Field(default=90, ge=1)
+    record_retention_days: int = Field(default=2557, ge=1)
+    retention_interval_s: float = Field(default=86_400, gt=0)
+
     # Alert rules (docs/ALERTS.md); GET /api/v1/alert-rules answers the values in force.
     alarm_ack_target_s: int = Field(default=60, ge=1)
     battery_low_pct: int = Field(default=20, ge=1, le=100)

@@ -18,6 +18,7 @@ from api.context import ApiContext
 from core.db import Pool, open_pool
 from core.metrics import Metrics
 from core.migrations.runner import upgrade
+from core.retention import RetentionPolicy, prune_daily
 from core.settings import ROLES, Settings
 from devices.credentials import BrokerCredentials, NoBrokerCredentials
 from devices.dynsec import DynsecCredentials
@@ -94,6 +95,11 @@ class Service:
             if self.engine is not None:
                 self.ingest.add_observer(self.engine)
             self._spawn(tg, self.ingest.run(), "ingest")
+            policy = RetentionPolicy.from_settings(self.settings)
+            every_s = self.settings.retention_interval_s
+            self._spawn(
+                tg, prune_daily(self._pool, policy, self.metrics, every_s=every_s), "retention"
+            )
         elif self.engine is not None:
             self._spawn(
                 tg, feed_from_mqtt(self.settings, self.engine, self._feed_connected), "alerts.feed"
