@@ -22,6 +22,7 @@ from tests.brokers import PrivateBroker
 from tests.conftest import ADMIN_URL
 from tests.fault_harness import SCALE, FaultResult, FaultRun
 from tests.postgres import PrivatePostgres
+from tests.support import wait_for
 
 pytestmark = pytest.mark.faults
 
@@ -243,3 +244,28 @@ async def test_slow_database_under_load(
     assert held["mqtt_queued_max"] <= 10_000
     assert held["alarms_in_progress_max"] <= 16
     assert result.heartbeats_dropped_counted > 0, "the load outran the database: overflow counted"
+
+
+async def test_the_service_stops_on_sigterm_while_the_database_is_down(
+    tmp_path: Path, private_postgres: tuple[PrivatePostgres, str], fault_broker: PrivateBroker
+) -> None:
+    """No write retried forever at shutdown: buffered telemetry gets TELECARE_SHUTDOWN_FLUSH_S
+    (here 3 s), what is left is counted and logged, and the process exits cleanly; alarms in
+    progress are left to the broker (not PUBACKed) for the next run."""
+    cluster, database_url = private_postgres
+    env = {"TELECARE_SHUTDOWN_FLUSH_S": "3", "TELECARE_LOG_LEVEL": "INFO"}
+    run = FaultRun("shutdown", tmp_path, database_url=database_url, broker=fault_broker, env=env)
+    try:
+        await run.start()
+        await asyncio.to_thread(cluster.stop, "immediate")
+
+        async def buffered() -> bool:
+            metrics = await run.service.metrics()
+            return metrics.get('telecare_write_buffered{what="heartbeats"}', 0) > 0
+
+        await wait_for(buffered, within_s=30, what="heartbeats waiting for the database")
+        exit_code = await asyncio.to_thread(run.service.stop)
+    finally:
+        await run.close()
+    assert exit_code == 0
+    assert "rows not written at shutdown what=heartbeats" in run.service.log_text()
