@@ -73,13 +73,7 @@ class AlarmIntake:
         try:
             alarm = decode(MessageKind.ALARM, payload)
         except Rejection as exc:
-            self._quarantine.reject(
-                topic=topic,
-                device_id=device_id,
-                reason=exc.reason,
-                detail=exc.detail,
-                payload=payload,
-            )
+            self._quarantine.refuse(topic, device_id, exc, payload)
             tg.create_task(
                 self._refuse([(link, message)], device_id, _msg_id_of(payload), exc.reason),
                 name=f"ingest.reject_ack[{device_id}]",

@@ -17,31 +17,30 @@ import asyncio
 import functools
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
-
-import aiomqtt
+from typing import Any, TypeVar
 
 from core.db import Pool
 from core.metrics import Metrics
 from core.notifications import DEVICE_CHANGED, follow
 from core.observers import TelemetryObserver
-from core.protocol import TOPIC_ROOT, Ack, BadTopic, Heartbeat, MessageKind, Status, parse_topic
+from core.protocol import TOPIC_ROOT, Ack, MessageKind
 from core.protocol import topic_for as protocol_topic
 from core.settings import Settings
-from core.wire import Rejection, decode
 from ingest.alarm_intake import AlarmIntake
 from ingest.alarms import AlarmStore
+from ingest.batches import BatchWriter
 from ingest.directory import DeviceDirectory
-from ingest.heartbeats import HeartbeatRow, HeartbeatWriter
-from ingest.mqtt_session import Link, MqttSession
+from ingest.heartbeats import HeartbeatWriter
+from ingest.mqtt_session import MqttSession
 from ingest.quarantine import Quarantine
-from ingest.status import StatusRow, StatusWriter
+from ingest.status import StatusWriter
+from ingest.telemetry_intake import TelemetryIntake
 
 log = logging.getLogger(__name__)
 
+W = TypeVar("W", bound=BatchWriter[Any])
+
 ALARM_SUBSCRIPTION = f"{TOPIC_ROOT}/+/{MessageKind.ALARM.value}"
-# Lookups of devices the directory does not know, at once; beyond, their telemetry is dropped.
-_LOOKUPS = 32
 
 
 class Ingest:
@@ -61,24 +60,10 @@ class Ingest:
         self._directory = DeviceDirectory(pool)
         self._quarantine = Quarantine(pool, metrics, keep=settings.quarantine_keep)
         timeout_s = settings.db_write_timeout_s
-        self.heartbeats = HeartbeatWriter(
-            pool,
-            metrics,
-            batch_size=settings.heartbeat_batch_size,
-            flush_ms=settings.heartbeat_flush_ms,
-            buffer_max=settings.heartbeat_buffer_max,
-            attempt_timeout_s=timeout_s,
-        )
-        self.statuses = StatusWriter(
-            pool,
-            metrics,
-            batch_size=settings.heartbeat_batch_size,
-            flush_ms=settings.heartbeat_flush_ms,
-            buffer_max=settings.status_buffer_max,
-            attempt_timeout_s=timeout_s,
-        )
+        self.heartbeats = self._writer(HeartbeatWriter, settings.heartbeat_buffer_max)
+        self.statuses = self._writer(StatusWriter, settings.status_buffer_max)
         broker = settings.broker()
-        self._telemetry = MqttSession(
+        self._telemetry_session = MqttSession(
             broker,
             name="telemetry",
             identifier=settings.mqtt_client_id,
@@ -96,7 +81,7 @@ class Ingest:
             manual_ack=True,
         )
         store = AlarmStore(pool, metrics, self._publish_ack, attempt_timeout_s=timeout_s)
-        self.alarms = AlarmIntake(
+        self._alarms = AlarmIntake(
             store,
             self._directory,
             self._quarantine,
@@ -104,17 +89,34 @@ class Ingest:
             workers=settings.alarm_workers,
             attempt_timeout_s=timeout_s,
         )
-        self._lookups = asyncio.Semaphore(_LOOKUPS)
+        self._telemetry = TelemetryIntake(
+            self._directory,
+            self._quarantine,
+            metrics,
+            heartbeats=self.heartbeats,
+            statuses=self.statuses,
+            observers=self._observers,
+        )
         self._directory_loaded = asyncio.Event()
+
+    def _writer(self, kind: type[W], buffer_max: int) -> W:
+        return kind(
+            self._pool,
+            self._metrics,
+            batch_size=self._settings.heartbeat_batch_size,
+            flush_ms=self._settings.heartbeat_flush_ms,
+            buffer_max=buffer_max,
+            attempt_timeout_s=self._settings.db_write_timeout_s,
+        )
 
     def add_observer(self, observer: TelemetryObserver) -> None:
         self._observers.append(observer)
 
     def is_connected(self) -> bool:
-        return self._telemetry.connected.is_set() and self._alarm_session.connected.is_set()
+        return self._telemetry_session.connected.is_set() and self._alarm_session.connected.is_set()
 
     async def wait_connected(self) -> None:
-        await self._telemetry.connected.wait()
+        await self._telemetry_session.connected.wait()
         await self._alarm_session.connected.wait()
 
     async def run(self) -> None:
@@ -136,11 +138,11 @@ class Ingest:
                 # Messages wait at the broker until the registered devices are known.
                 await self._directory_loaded.wait()
                 tg.create_task(
-                    self._telemetry.run(functools.partial(self._on_telemetry, tg)),
+                    self._telemetry_session.run(functools.partial(self._telemetry.handle, tg)),
                     name="ingest.mqtt_telemetry",
                 )
                 tg.create_task(
-                    self._alarm_session.run(functools.partial(self.alarms.handle, tg)),
+                    self._alarm_session.run(functools.partial(self._alarms.handle, tg)),
                     name="ingest.mqtt_alarms",
                 )
         finally:
@@ -156,97 +158,6 @@ class Ingest:
             self.heartbeats.flush(within_s=within_s), self.statuses.flush(within_s=within_s)
         )
 
-    async def _on_telemetry(self, tg: asyncio.TaskGroup, _: Link, message: aiomqtt.Message) -> None:
-        topic = message.topic.value
-        payload = message.payload if isinstance(message.payload, bytes) else b""
-        received_at = datetime.now(UTC)
-        try:
-            parsed = parse_topic(topic)
-        except BadTopic as exc:
-            if _is_alarm_topic(topic):
-                return  # the alarm session quarantines it
-            self._metrics.messages_received.labels("unknown").inc()
-            self._quarantine.reject(
-                topic=topic, device_id=None, reason="bad_topic", detail=exc.why, payload=payload
-            )
-            return
-        if parsed.kind in (MessageKind.ACK, MessageKind.ALARM):
-            return  # our own acknowledgements; alarms come on their own session
-        self._metrics.messages_received.labels(parsed.kind.value).inc()
-        try:
-            body = decode(parsed.kind, payload)
-        except Rejection as exc:
-            self._quarantine.reject(
-                topic=topic,
-                device_id=parsed.device_id,
-                reason=exc.reason,
-                detail=exc.detail,
-                payload=payload,
-            )
-            return
-        known = self._directory.known(parsed.device_id)
-        if known is True:
-            self._take(parsed.device_id, body, received_at)  # the hot path: no await
-        elif known is None:
-            self._look_up(tg, topic, parsed.device_id, body, payload, received_at)
-        else:
-            self._unregistered(topic, parsed.device_id, payload)
-
-    def _look_up(
-        self,
-        tg: asyncio.TaskGroup,
-        topic: str,
-        device_id: str,
-        body: object,
-        payload: bytes,
-        received_at: datetime,
-    ) -> None:
-        """A device the directory has not heard of: ask the database, without waiting for it."""
-        if self._lookups.locked():
-            self._metrics.write_dropped.labels("telemetry", "lookups_busy").inc()
-            return
-        tg.create_task(
-            self._look_up_and_take(topic, device_id, body, payload, received_at),
-            name=f"ingest.lookup[{device_id}]",
-        )
-
-    async def _look_up_and_take(
-        self, topic: str, device_id: str, body: object, payload: bytes, received_at: datetime
-    ) -> None:
-        async with self._lookups:
-            try:
-                registered = await self._directory.is_registered(device_id)
-            except Exception as exc:
-                self._metrics.write_dropped.labels("telemetry", "lookup_failed").inc()
-                log.warning("device lookup failed device=%s error=%s", device_id, exc)
-                return
-        if registered:
-            self._take(device_id, body, received_at)
-        else:
-            self._unregistered(topic, device_id, payload)
-
-    def _unregistered(self, topic: str, device_id: str, payload: bytes) -> None:
-        self._quarantine.reject(
-            topic=topic,
-            device_id=device_id,
-            reason="unregistered_device",
-            detail=f"device {device_id!r} is not registered",
-            payload=payload,
-        )
-
-    def _take(self, device_id: str, body: object, received_at: datetime) -> None:
-        if isinstance(body, Heartbeat):
-            if self._directory.is_repeat(device_id, body.msg_id):
-                self._metrics.messages_received.labels("heartbeat_duplicate").inc()
-                return
-            self.heartbeats.add(HeartbeatRow.of(device_id, received_at, body))
-            for observer in self._observers:
-                observer.heartbeat_received(device_id, received_at, body)
-        elif isinstance(body, Status):
-            for observer in self._observers:
-                observer.status_received(device_id, received_at, body)
-            self.statuses.add(StatusRow(received_at, device_id, body.state, body.ts, body.reason))
-
     async def _publish_ack(self, device_id: str, ack: Ack) -> None:
         link = self._alarm_session.link
         if link is None:
@@ -256,8 +167,3 @@ class Ingest:
             ack.model_dump_json(exclude_none=True),
             qos=1,
         )
-
-
-def _is_alarm_topic(topic: str) -> bool:
-    parts = topic.split("/")
-    return len(parts) == 4 and parts[-1] == MessageKind.ALARM.value

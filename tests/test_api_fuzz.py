@@ -32,8 +32,8 @@ from core.metrics import Metrics
 from core.settings import Settings
 from tests.brokers import PrivateBroker
 from tests.conftest import ADMIN_URL
+from tests.databases import create_database, drop_database
 from tests.service_process import ServiceProcess
-from tests.test_faults import _create_database, _drop_database
 
 EXAMPLES = int(os.environ.get("TELECARE_FUZZ_EXAMPLES", "25"))
 
@@ -58,7 +58,7 @@ def fuzzed_api(
     broker: PrivateBroker, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, dict[str, str]]]:
     """The server's URL and an admin's headers."""
-    database_url = _create_database(ADMIN_URL)
+    database_url = create_database(ADMIN_URL)
     log = Path(tmp_path_factory.mktemp("fuzz")) / "api.log"
     server = ServiceProcess(
         {"TELECARE_DATABASE_URL": database_url, "TELECARE_MQTT_URL": broker.url}, log, roles="api"
@@ -69,7 +69,7 @@ def fuzzed_api(
         yield server.url, {"Authorization": f"Bearer {token}"}
     finally:
         server.stop()
-        _drop_database(ADMIN_URL, database_url)
+        drop_database(ADMIN_URL, database_url)
 
 
 def rejects_are_explained(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:

@@ -6,17 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
-import pytest
 
 from core.migrations.runner import HYPERTABLES, upgrade
 from tests.conftest import ADMIN_URL
+from tests.databases import create_database, drop_database
 from tests.postgres import PG_BIN
-from tests.test_faults import _create_database, _drop_database
-from tests.test_retention import _SEED
 
 _TABLES = """
 SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename
@@ -38,28 +35,17 @@ def _counts(url: str) -> dict[str, int]:
     return counts
 
 
-async def _prepare(url: str) -> None:
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        await upgrade(conn)
-        await conn.execute(_SEED.encode())
-
-
-@pytest.fixture
-def source() -> Iterator[str]:
-    url = _create_database(ADMIN_URL)
-    asyncio.run(_prepare(url))
-    yield url
-    _drop_database(ADMIN_URL, url)
-
-
-def test_a_dump_restores_into_a_new_database_with_every_row(source: str, tmp_path: Path) -> None:
+def test_a_dump_restores_into_a_new_database_with_every_row(
+    seeded_database: str, tmp_path: Path
+) -> None:
+    source = seeded_database
     dump = tmp_path / "telecare.dump"
     subprocess.run(
         [PG_BIN / "pg_dump", "--format=custom", f"--file={dump}", f"--dbname={source}"],
         check=True,
         capture_output=True,
     )
-    target = _create_database(ADMIN_URL)
+    target = create_database(ADMIN_URL)
     try:
         with psycopg.connect(target, autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
@@ -75,7 +61,7 @@ def test_a_dump_restores_into_a_new_database_with_every_row(source: str, tmp_pat
         assert _counts(source)["heartbeats chunks"] >= 3, "the dump covered several chunks"
         asyncio.run(_writable_and_current(target))
     finally:
-        _drop_database(ADMIN_URL, target)
+        drop_database(ADMIN_URL, target)
 
 
 async def _writable_and_current(url: str) -> None:

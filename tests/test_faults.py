@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pytest
 
 from tests.brokers import PrivateBroker
 from tests.conftest import ADMIN_URL
+from tests.databases import create_database, drop_database
 from tests.fault_harness import SCALE, FaultResult, FaultRun
 from tests.postgres import PrivatePostgres
 from tests.support import wait_for
@@ -29,31 +29,19 @@ pytestmark = pytest.mark.faults
 DB_OUTAGE_S = 30
 
 
-def _create_database(admin_url: str) -> str:
-    name = f"telecare_fault_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return f"{admin_url.rsplit('/', 1)[0]}/{name}"
-
-
-def _drop_database(admin_url: str, url: str) -> None:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
-
-
 @pytest.fixture
 def fault_database() -> Iterator[str]:
     """A database of its own on the shared cluster (the cluster itself is never stopped)."""
-    url = _create_database(ADMIN_URL)
+    url = create_database(ADMIN_URL)
     yield url
-    _drop_database(ADMIN_URL, url)
+    drop_database(ADMIN_URL, url)
 
 
 @pytest.fixture
 def private_postgres() -> Iterator[tuple[PrivatePostgres, str]]:
     """A cluster of its own, with TimescaleDB, that the test may stop, pause and slow."""
     with PrivatePostgres() as cluster:
-        yield cluster, _create_database(cluster.url())
+        yield cluster, create_database(cluster.url())
 
 
 @pytest.fixture

@@ -12,15 +12,15 @@ from api.tokens import Role
 from core.settings import Settings
 from telecare.service import Service
 from tests.brokers import PrivateBroker
+from tests.databases import create_database
 from tests.postgres import PrivatePostgres
 from tests.support import Devices, Mqtt, api_client, heartbeat, topic, wait_for
-from tests.test_faults import _create_database
 
 
 @pytest.fixture(scope="module")
 def plain_database() -> Iterator[str]:
     with PrivatePostgres(timescaledb=False) as cluster:
-        yield _create_database(cluster.url())
+        yield create_database(cluster.url())
 
 
 async def test_the_service_runs_on_plain_postgresql(

@@ -13,83 +13,27 @@ import psycopg
 import pytest
 
 from core.db import open_pool
-from core.migrations.runner import is_hypertable, upgrade
+from core.migrations.runner import is_hypertable
 from core.retention import TELEMETRY, RetentionPolicy, prune
 from core.settings import Settings
 from telecare.service import Service
 from tests.brokers import PrivateBroker
-from tests.conftest import ADMIN_URL
+from tests.databases import create_database, seed
 from tests.postgres import PrivatePostgres
 from tests.support import wait_for
-from tests.test_faults import _create_database, _drop_database
 
 POLICY = RetentionPolicy(heartbeat_days=90, record_days=2557)
-
-_SEED = """
-INSERT INTO devices (device_id, heartbeat_interval_s, mqtt_password_hash) VALUES ('ret-1', 60, 'x');
-INSERT INTO heartbeats (received_at, device_id, msg_id, device_ts, seq, interval_s, power, network)
-SELECT now() - (d || ' days')::interval, 'ret-1', 'h' || d, now(), d, 60, 'mains', '4g'
-FROM unnest(ARRAY[400, 200, 120, 30, 1]) AS d;
-INSERT INTO device_status_events (received_at, device_id, state)
-SELECT now() - (d || ' days')::interval, 'ret-1', 'online' FROM unnest(ARRAY[200, 1]) AS d;
-INSERT INTO events (at, kind, entity_id, action, state)
-VALUES (now() - interval '200 days', 'alarm', 1, 'created', 'open'),
-       (now(), 'alarm', 1, 'created', 'open');
-INSERT INTO alarms (device_id, msg_id, event, severity, device_ts, seq, received_at, state,
-                    resolved_at, resolved_by)
-VALUES ('ret-1', 'old-resolved', 'fall', 'critical', now(), 1, now() - interval '3000 days',
-        'resolved', now() - interval '2999 days', 'op'),
-       ('ret-1', 'new-resolved', 'fall', 'critical', now(), 2, now() - interval '10 days',
-        'resolved', now() - interval '9 days', 'op'),
-       ('ret-1', 'old-open', 'fall', 'critical', now(), 3, now() - interval '3000 days',
-        'acknowledged', NULL, NULL);
-INSERT INTO alarm_history (alarm_id, at, action, actor)
-SELECT id, now() - interval '2999 days', 'resolved', 'op' FROM alarms WHERE msg_id = 'old-resolved';
-INSERT INTO alerts (area, type, severity, state, raised_at, resolved_at, resolved_by, subject)
-VALUES ('postcode:LS1', 'area_outage', 'critical', 'resolved', now() - interval '3000 days',
-        now() - interval '2999 days', 'system', 'area_outage:postcode:LS1:silence');
-INSERT INTO alerts (device_id, type, severity, state, raised_at, resolved_at, resolved_by,
-                    subject, group_id)
-SELECT 'ret-1', 'heartbeat_missed', 'high', 'resolved', now() - interval '3000 days',
-       now() - interval '5 days', 'device', 'heartbeat_missed:ret-1', id
-FROM alerts WHERE type = 'area_outage';
-INSERT INTO alerts (device_id, type, severity, state, raised_at, subject)
-VALUES ('ret-1', 'battery_low', 'medium', 'open', now() - interval '3000 days',
-        'battery_low:ret-1');
-INSERT INTO alert_history (alert_id, at, action, actor)
-SELECT id, raised_at, 'raised', 'system' FROM alerts;
-INSERT INTO audit_log (at, actor, action, target_type)
-VALUES (now() - interval '3000 days', 'cli', 'token.create', 'token'),
-       (now(), 'cli', 'token.create', 'token');
-"""
-
-
-async def _seeded(url: str) -> None:
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        await upgrade(conn)
-        await conn.execute(_SEED.encode())
-
-
-@pytest.fixture
-def timescale_database() -> Iterator[str]:
-    url = _create_database(ADMIN_URL)
-    asyncio.run(_seeded(url))
-    yield url
-    _drop_database(ADMIN_URL, url)
 
 
 @pytest.fixture(params=["timescaledb", "plain"])
 def database(request: pytest.FixtureRequest) -> Iterator[tuple[str, bool]]:
     """A seeded database with TimescaleDB, or on a cluster that cannot load it."""
     if request.param == "timescaledb":
-        url = _create_database(ADMIN_URL)
-        asyncio.run(_seeded(url))
-        yield url, True
-        _drop_database(ADMIN_URL, url)
+        yield request.getfixturevalue("seeded_database"), True
     else:
         with PrivatePostgres(timescaledb=False) as cluster:
-            url = _create_database(cluster.url())
-            asyncio.run(_seeded(url))
+            url = create_database(cluster.url())
+            asyncio.run(seed(url))
             yield url, False
 
 
@@ -150,8 +94,8 @@ async def test_prune_keeps_what_is_recent_or_unresolved(database: tuple[str, boo
     assert left["audit_log"] == ["token.create", "data.prune"]
 
 
-def test_db_prune_prints_what_it_removes(timescale_database: str) -> None:
-    env = {**os.environ, "TELECARE_DATABASE_URL": timescale_database}
+def test_db_prune_prints_what_it_removes(seeded_database: str) -> None:
+    env = {**os.environ, "TELECARE_DATABASE_URL": seeded_database}
     command = [sys.executable, "-m", "telecare", "db", "prune"]
 
     def prune_command(*args: str) -> str:
@@ -169,9 +113,9 @@ def test_db_prune_prints_what_it_removes(timescale_database: str) -> None:
 
 @pytest.fixture
 async def service_on_old_data(
-    timescale_database: str, broker: PrivateBroker
+    seeded_database: str, broker: PrivateBroker
 ) -> AsyncIterator[Service]:
-    settings = Settings(database_url=timescale_database, mqtt_url=broker.url, api_port=0)
+    settings = Settings(database_url=seeded_database, mqtt_url=broker.url, api_port=0)
     async with Service(settings, {"ingest", "api"}) as running:
         yield running
 
