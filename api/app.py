@@ -12,6 +12,7 @@ from api.routes import (
     audit,
     device_import,
     devices,
+    events,
     health,
     migration,
     quarantine,
@@ -28,7 +29,18 @@ def create_app(context: ApiContext) -> FastAPI:
     app.state.context = context
     install_error_handlers(app)
     v1 = APIRouter(prefix=API_PREFIX)
-    routers = (device_import, devices, migration, alerts, alarms, quarantine, rules, tokens, audit)
+    routers = (
+        device_import,
+        devices,
+        migration,
+        alerts,
+        alarms,
+        events,
+        quarantine,
+        rules,
+        tokens,
+        audit,
+    )
     for module in routers:
         v1.include_router(module.router)
     app.include_router(v1)

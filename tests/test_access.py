@@ -40,6 +40,7 @@ ENDPOINTS: list[tuple[str, str, dict[str, object], set[Role]]] = [
     ("POST", "/alerts/999999999/resolve", {}, OPS),
     ("GET", "/alarms", {}, ALL),
     ("POST", "/alarms/999999999/ack", {}, OPS),
+    ("GET", "/events", {"params": {"last_event_id": -1}}, ALL),
     ("GET", "/quarantine", {}, TECH),
     ("GET", "/alert-rules", {}, ALL),
 ]

@@ -70,6 +70,11 @@ async def test_healthz_and_metrics(service: Service) -> None:
     async with httpx.AsyncClient(base_url=service.api_url) as client:
         health = await client.get("/healthz")
         assert health.status_code == 200
-        assert health.json()["checks"] == {"database": True, "broker": True, "alert_engine": True}
+        assert health.json()["checks"] == {
+            "database": True,
+            "broker": True,
+            "alert_engine": True,
+            "event_stream": True,
+        }
         metrics = (await client.get("/metrics")).text
         assert "telecare_heartbeat_flush_seconds" in metrics
