@@ -17,6 +17,7 @@ from api.routes import (
     migration,
     quarantine,
     rules,
+    stats,
     tokens,
 )
 
@@ -32,13 +33,14 @@ def create_app(context: ApiContext) -> FastAPI:
     routers = (
         device_import,
         devices,
-        migration,
+            migration,
         alerts,
         alarms,
         events,
         quarantine,
         rules,
-        tokens,
+        stats,
+            tokens,
         audit,
     )
     for module in routers:

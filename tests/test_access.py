@@ -43,6 +43,8 @@ ENDPOINTS: list[tuple[str, str, dict[str, object], set[Role]]] = [
     ("GET", "/events", {"params": {"last_event_id": -1}}, ALL),
     ("GET", "/quarantine", {}, TECH),
     ("GET", "/alert-rules", {}, ALL),
+    ("GET", "/stats/fleet", {}, ALL),
+    ("GET", "/stats/answer-times", {}, ALL),
 ]
 
 

@@ -1,4 +1,6 @@
--- Event ids in commit order (issue 6), so the event stream can resume from an id.
+-- The operators' side (issue 6): event ids in commit order, indexes for the live queue.
+--
+-- Event ids in commit order, so the event stream can resume from an id.
 --
 -- The console reconnects with `Last-Event-ID: N` and is sent the events after N. That is only
 -- complete if no event with an id below N can still become visible once N is: with ids taken
@@ -46,3 +48,9 @@ CREATE CONSTRAINT TRIGGER alarms_record_event AFTER INSERT OR UPDATE ON alarms
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION record_event('alarm');
 CREATE CONSTRAINT TRIGGER alerts_record_event AFTER INSERT OR UPDATE ON alerts
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION record_event('alert');
+
+-- The live queue lists what is not resolved yet (GET /alarms?state=open, GET /alerts?state=...
+-- &top_level=true, newest first): a few rows among millions, read without a scan. The fleet
+-- statistics count them the same way.
+CREATE INDEX alarms_unresolved ON alarms (id) WHERE state <> 'resolved';
+CREATE INDEX alerts_unresolved ON alerts (id) WHERE state <> 'resolved';
