@@ -14,9 +14,11 @@ from api.routes import (
     devices,
     events,
     health,
+    heartbeats,
     migration,
     quarantine,
     rules,
+    session,
     stats,
     tokens,
 )
@@ -33,14 +35,16 @@ def create_app(context: ApiContext) -> FastAPI:
     routers = (
         device_import,
         devices,
-            migration,
+        heartbeats,
+        migration,
         alerts,
         alarms,
         events,
         quarantine,
         rules,
         stats,
-            tokens,
+        session,
+        tokens,
         audit,
     )
     for module in routers:

@@ -27,6 +27,7 @@ ENDPOINTS: list[tuple[str, str, dict[str, object], set[Role]]] = [
     ("DELETE", GONE, {}, ADMIN),
     ("POST", f"{GONE}/credentials", {}, TECH),
     ("GET", f"{GONE}/migration", {}, ALL),
+    ("GET", f"{GONE}/heartbeats", {}, ALL),
     ("POST", f"{GONE}/migration", {"json": {"stage": "scheduled"}}, TECH),
     ("POST", "/devices/import", CSV, TECH),
     ("GET", "/migration/report", {}, ALL),
@@ -45,6 +46,7 @@ ENDPOINTS: list[tuple[str, str, dict[str, object], set[Role]]] = [
     ("GET", "/alert-rules", {}, ALL),
     ("GET", "/stats/fleet", {}, ALL),
     ("GET", "/stats/answer-times", {}, ALL),
+    ("GET", "/session", {}, ALL),
 ]
 
 
