@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
+from api.console import mount_console
 from api.context import ApiContext
 from api.errors import install_error_handlers
 from api.routes import (
@@ -51,4 +52,5 @@ def create_app(context: ApiContext) -> FastAPI:
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)
+    mount_console(app)
     return app
