@@ -10,26 +10,16 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from api.items import load_public
 from core.db import Pool
-from core.events import EventKind
+from core.events import ChangeEvent, EventKind
 
 _AFTER = """
-SELECT id, kind, entity_id, action, state FROM events WHERE id > %s ORDER BY id LIMIT %s
+SELECT id, kind, entity_id, action, device_id, state FROM events WHERE id > %s ORDER BY id
+LIMIT %s
 """
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One row of `events`: which alert or alarm changed and its state at that change."""
-
-    id: int
-    kind: EventKind
-    entity_id: int
-    action: Literal["created", "updated"]
-    state: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +29,11 @@ class StreamEvent:
     data: str  # the JSON of the SSE `data:` line, encoded once for every client
 
 
-async def changes_after(pool: Pool, after: int, *, limit: int) -> list[Change]:
+async def changes_after(pool: Pool, after: int, *, limit: int) -> list[ChangeEvent]:
+    """The rows of `events` after `after`, as the NOTIFY of each announced it."""
     async with pool.connection() as conn:
         cur = await conn.execute(_AFTER, [after, limit])
-        return [Change(*row) for row in await cur.fetchall()]
+        return [ChangeEvent(*row) for row in await cur.fetchall()]
 
 
 async def last_event_id(pool: Pool) -> int:
@@ -66,7 +57,7 @@ async def count_after(pool: Pool, after: int, *, up_to: int) -> int:
     return int(row[0])
 
 
-async def with_items(pool: Pool, changes: Sequence[Change]) -> list[StreamEvent]:
+async def with_items(pool: Pool, changes: Sequence[ChangeEvent]) -> list[StreamEvent]:
     """The changes in order, each with its alert or alarm (two queries whatever the count)."""
     items: dict[EventKind, dict[int, Any]] = {
         kind: await load_public(pool, kind, {c.entity_id for c in changes if c.kind == kind})

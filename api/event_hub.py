@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 
-from api.change_feed import Change, StreamEvent, with_items
+from api.change_feed import StreamEvent, with_items
 from core.db import Pool
 from core.events import EVENTS_CHANNEL, ChangeEvent, parse_event
 from core.metrics import Metrics
@@ -148,10 +148,10 @@ class EventHub:
                 self._catch_up_all("read_failed")
 
     async def _deliver(self, batch: list[ChangeEvent | _Reconnected]) -> None:
-        run: list[Change] = []
+        run: list[ChangeEvent] = []
         for entry in [*batch, None]:
             if isinstance(entry, ChangeEvent):
-                run.append(Change(entry.id, entry.kind, entry.entity_id, entry.action, entry.state))
+                run.append(entry)
                 continue
             if run:
                 events = await with_items(self._pool, run)

@@ -99,6 +99,14 @@ async def service(settings: Settings) -> AsyncIterator[Service]:
 
 
 @pytest.fixture
+async def own_service(settings: Settings, empty_database_url: str) -> AsyncIterator[Service]:
+    """The whole service on a database of its own: figures over all of it are the test's."""
+    async with Service(settings.model_copy(update={"database_url": empty_database_url})) as svc:
+        await svc.wait_ready()
+        yield svc
+
+
+@pytest.fixture
 async def admin(service: Service) -> AsyncIterator[httpx.AsyncClient]:
     async with await api_client(service, Role.ADMIN) as client:
         yield client

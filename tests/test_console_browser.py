@@ -6,29 +6,18 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from playwright.async_api import Page, expect
 
 from api.tokens import Role, create_token
-from core.settings import Settings
 from telecare.service import Service
 from tests.browser import SCREENSHOTS, chromium, page_errors
 from tests.support import Devices, Mqtt, alarm, api_client, heartbeat, topic, wait_for
 
 VIEWPORT = {"width": 1600, "height": 1000}
-
-
-@pytest.fixture
-async def own_service(settings: Settings, empty_database_url: str) -> AsyncIterator[Service]:
-    """A database of its own, so the queue holds only what this test makes."""
-    async with Service(settings.model_copy(update={"database_url": empty_database_url})) as svc:
-        await svc.wait_ready()
-        yield svc
 
 
 async def _sign_in(page: Page, service: Service, token: str) -> None:
@@ -92,6 +81,14 @@ async def test_an_operator_sees_a_silent_device_live_and_acknowledges_it(
             await expect(page.locator(".device-head h1")).to_have_text(caller)
             await expect(page.locator("svg.chart")).to_be_visible()
             await page.screenshot(path=str(SCREENSHOTS / "console-device.png"), full_page=True)
+            await page.keyboard.press("2")
+            await expect(page.locator(".fleet-screen h1")).to_contain_text("2 devices")
+            await page.screenshot(path=str(SCREENSHOTS / "console-fleet.png"), full_page=True)
+            await page.keyboard.press("3")
+            await expect(page.locator(".migration-screen h1")).to_contain_text("Switchover")
+            await page.screenshot(path=str(SCREENSHOTS / "console-migration.png"), full_page=True)
+            await page.keyboard.press("Escape")
+            await expect(page.locator(".queue-screen")).to_be_visible()
             assert errors == []
 
         alert = await _alert_of(admin, silent)

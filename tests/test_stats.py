@@ -15,16 +15,8 @@ from alerts.store import write_actions
 from alerts.types import AlertType
 from api.tokens import Role
 from core.protocol import AlarmEvent, alarm_severity
-from core.settings import Settings
 from telecare.service import Service
 from tests.support import Devices, Mqtt, api_client, heartbeat, topic, wait_for
-
-
-@pytest.fixture
-async def own_service(settings: Settings, empty_database_url: str) -> AsyncIterator[Service]:
-    async with Service(settings.model_copy(update={"database_url": empty_database_url})) as svc:
-        await svc.wait_ready()
-        yield svc
 
 
 @pytest.fixture

@@ -6,6 +6,8 @@ export function h(tag, props = {}, ...children) {
     if (value === null || value === undefined || value === false) continue;
     if (name === "class") el.className = value;
     else if (name === "dataset") Object.assign(el.dataset, value);
+    // Through the CSSOM: the page's CSP refuses style attributes.
+    else if (name === "style") Object.assign(el.style, value);
     else if (name.startsWith("on") && typeof value === "function") {
       el.addEventListener(name.slice(2), value);
     } else if (value === true) el.setAttribute(name, "");

@@ -4,6 +4,7 @@
 import { api } from "./api.js";
 import { h, replace } from "./dom.js";
 import { dateTime, label, since } from "./format.js";
+import { RefreshingScreen } from "./screen.js";
 
 const REFRESH_MS = 15000;
 
@@ -13,26 +14,17 @@ function tiles(counts, prefix) {
       h("div", { class: "name" }, label(name)))));
 }
 
-export class FleetView {
-  mount(container) {
-    this.root = h("section", { class: "fleet-screen" }, h("p", { class: "loading" },
-      "Loading the fleet…"));
-    replace(container, this.root);
-    this.timer = setInterval(() => this.load(), REFRESH_MS);
-    this.load();
-    return () => clearInterval(this.timer);
+export class FleetView extends RefreshingScreen {
+  constructor() {
+    super("fleet-screen", "Loading the fleet…", REFRESH_MS);
   }
 
-  async load() {
-    try {
-      const [stats, overdue] = await Promise.all([
-        api("/stats/fleet"),
-        api("/devices", { params: { overdue_only: true, limit: 100 } }),
-      ]);
-      this.render(stats, overdue.items);
-    } catch (error) {
-      replace(this.root, h("p", { class: "error" }, error.message));
-    }
+  async fetch() {
+    const [stats, overdue] = await Promise.all([
+      api("/stats/fleet"),
+      api("/devices", { params: { overdue_only: true, limit: 100 } }),
+    ]);
+    return [stats, overdue.items];
   }
 
   render(stats, overdue) {
@@ -62,9 +54,5 @@ export class FleetView {
               h("td", {}, label(d.migration_stage)),
               h("td", {}, d.last_heartbeat_at ? `${since(d.last_heartbeat_at)} ago` : "never")))))
             : h("p", { class: "empty ok" }, "Every device is on time."))));
-  }
-
-  keys() {
-    return {};
   }
 }

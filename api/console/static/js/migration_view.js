@@ -4,32 +4,24 @@
 import { api } from "./api.js";
 import { h, replace } from "./dom.js";
 import { dateTime, duration, label, since } from "./format.js";
+import { RefreshingScreen } from "./screen.js";
 
 const REFRESH_MS = 30000;
 
 function bar(counts, stages, total) {
   return h("div", { class: "stagebar", title: stages.map((s) => `${label(s)} ${counts[s]}`)
     .join(" · ") }, stages.filter((s) => counts[s]).map((s) => h("span", {
-    class: `seg stage-${s}`, style: `flex-grow: ${counts[s]}`,
+    class: `seg stage-${s}`, style: { flexGrow: String(counts[s]) },
   }, counts[s] / total > 0.06 ? String(counts[s]) : "")));
 }
 
-export class MigrationView {
-  mount(container) {
-    this.root = h("section", { class: "migration-screen" }, h("p", { class: "loading" },
-      "Loading the migration report…"));
-    replace(container, this.root);
-    this.timer = setInterval(() => this.load(), REFRESH_MS);
-    this.load();
-    return () => clearInterval(this.timer);
+export class MigrationView extends RefreshingScreen {
+  constructor() {
+    super("migration-screen", "Loading the migration report…", REFRESH_MS);
   }
 
-  async load() {
-    try {
-      this.render(await api("/migration/report", { params: { at_risk_limit: 200 } }));
-    } catch (error) {
-      replace(this.root, h("p", { class: "error" }, error.message));
-    }
+  async fetch() {
+    return [await api("/migration/report", { params: { at_risk_limit: 200 } })];
   }
 
   render(report) {
@@ -62,9 +54,5 @@ export class MigrationView {
               h("td", { class: "barcell" }, bar(d.counts, report.stages, d.total)))))),
           h("p", { class: "legend" }, report.stages.map((s) =>
             h("span", { class: `key stage-${s}` }, label(s)))))));
-  }
-
-  keys() {
-    return {};
   }
 }
