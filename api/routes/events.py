@@ -98,6 +98,7 @@ async def _frames(
         yield opening
         last = start
         behind = True
+        log.info("event stream opened from_event=%d", start)
         try:
             while True:
                 if behind:
@@ -117,6 +118,8 @@ async def _frames(
                     last = got.id
         except (psycopg.Error, OSError) as exc:  # the client reconnects with its last id
             log.warning("event stream ended: database unavailable error=%s", exc)
+        finally:
+            log.info("event stream closed last_event=%d", last)
 
 
 async def _missed(pool: Pool, after: int) -> AsyncIterator[StreamEvent]:
