@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
+from api.console import mount_console
 from api.context import ApiContext
 from api.errors import install_error_handlers
 from api.routes import (
@@ -12,10 +13,14 @@ from api.routes import (
     audit,
     device_import,
     devices,
+    events,
     health,
+    heartbeats,
     migration,
     quarantine,
     rules,
+    session,
+    stats,
     tokens,
 )
 
@@ -28,9 +33,24 @@ def create_app(context: ApiContext) -> FastAPI:
     app.state.context = context
     install_error_handlers(app)
     v1 = APIRouter(prefix=API_PREFIX)
-    routers = (device_import, devices, migration, alerts, alarms, quarantine, rules, tokens, audit)
+    routers = (
+        device_import,
+        devices,
+        heartbeats,
+        migration,
+        alerts,
+        alarms,
+        events,
+        quarantine,
+        rules,
+        stats,
+        session,
+        tokens,
+        audit,
+    )
     for module in routers:
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)
+    mount_console(app)
     return app

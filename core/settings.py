@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     area_window_s: int = Field(default=300, ge=1)
     engine_lease_s: int = Field(default=15, ge=3)
 
+    # GET /events sends a comment this often when there is nothing to send, so proxies and
+    # the console can tell a quiet stream from a dead one.
+    event_keepalive_s: float = Field(default=15, gt=0, le=300)
+
     @model_validator(mode="after")
     def _battery_hysteresis(self) -> Self:
         if self.battery_ok_pct < self.battery_low_pct:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 
 import httpx
 import psycopg
@@ -21,8 +22,8 @@ ADMIN_URL = os.environ.get(
 )
 
 
-@pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
+@contextmanager
+def _scratch_database() -> Iterator[str]:
     name = f"telecare_test_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -30,6 +31,19 @@ def database_url() -> Iterator[str]:
     yield f"{base}/{name}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    with _scratch_database() as url:
+        yield url
+
+
+@pytest.fixture
+def empty_database_url() -> Iterator[str]:
+    """A database of this test's own, for figures over the whole of it (fleet, answer times)."""
+    with _scratch_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -82,6 +96,14 @@ async def service(settings: Settings) -> AsyncIterator[Service]:
     async with Service(settings) as running:
         await running.wait_ready()
         yield running
+
+
+@pytest.fixture
+async def own_service(settings: Settings, empty_database_url: str) -> AsyncIterator[Service]:
+    """The whole service on a database of its own: figures over all of it are the test's."""
+    async with Service(settings.model_copy(update={"database_url": empty_database_url})) as svc:
+        await svc.wait_ready()
+        yield svc
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ ENDPOINTS: list[tuple[str, str, dict[str, object], set[Role]]] = [
     ("DELETE", GONE, {}, ADMIN),
     ("POST", f"{GONE}/credentials", {}, TECH),
     ("GET", f"{GONE}/migration", {}, ALL),
+    ("GET", f"{GONE}/heartbeats", {}, ALL),
     ("POST", f"{GONE}/migration", {"json": {"stage": "scheduled"}}, TECH),
     ("POST", "/devices/import", CSV, TECH),
     ("GET", "/migration/report", {}, ALL),
@@ -40,8 +41,12 @@ ENDPOINTS: list[tuple[str, str, dict[str, object], set[Role]]] = [
     ("POST", "/alerts/999999999/resolve", {}, OPS),
     ("GET", "/alarms", {}, ALL),
     ("POST", "/alarms/999999999/ack", {}, OPS),
+    ("GET", "/events", {"params": {"last_event_id": -1}}, ALL),
     ("GET", "/quarantine", {}, TECH),
     ("GET", "/alert-rules", {}, ALL),
+    ("GET", "/stats/fleet", {}, ALL),
+    ("GET", "/stats/answer-times", {}, ALL),
+    ("GET", "/session", {}, ALL),
 ]
 
 
