@@ -1,5 +1,5 @@
 # The two commands of the README. Both run the idempotent set-up first.
-.PHONY: demo test setup lint bench-registry reliability fuzz
+.PHONY: demo test setup lint bench-registry bench-alerts reliability fuzz
 
 setup:
 	bash scripts/setup.sh
@@ -19,6 +19,10 @@ lint:
 # Registry figures (imports with and without broker credentials, lists on a large fleet).
 bench-registry: setup
 	.venv/bin/python -m tests.bench_registry
+
+# Alert engine figures (load, heartbeat throughput, alert latency, memory; 100k and 1M devices).
+bench-alerts: setup
+	.venv/bin/python -m tests.bench_alerts
 
 # Every fault of RELIABILITY.md at full size (several minutes each), then its results table.
 reliability: setup

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -42,7 +43,7 @@ SELECT a.id, a.device_id, a.msg_id, a.event, a.severity, a.state, a.device_ts, a
                  FROM alarm_history h WHERE h.alarm_id = a.id), '[]'::jsonb) AS history
 FROM alarms a
 WHERE (%(before)s::bigint IS NULL OR a.id < %(before)s)
-  AND (%(id)s::bigint IS NULL OR a.id = %(id)s)
+  AND (%(ids)s::bigint[] IS NULL OR a.id = ANY(%(ids)s))
   AND (%(since)s::timestamptz IS NULL OR a.received_at >= %(since)s)
   AND (%(state)s::text IS NULL OR a.state = %(state)s)
   AND (%(device_id)s::text IS NULL OR a.device_id = %(device_id)s)
@@ -58,7 +59,7 @@ async def list_alarms(
     *,
     limit: int,
     before_id: int | None = None,
-    item_id: int | None = None,
+    ids: Sequence[int] | None = None,
     since: datetime | None = None,
     state: str | None = None,
     device_id: str | None = None,
@@ -67,7 +68,7 @@ async def list_alarms(
 ) -> list[AlarmRecord]:
     params = {
         "before": before_id,
-        "id": item_id,
+        "ids": list(ids) if ids is not None else None,
         "since": since,
         "state": state,
         "device_id": device_id,
@@ -81,7 +82,7 @@ async def list_alarms(
 
 
 async def get_alarm(pool: Pool, alarm_id: int) -> AlarmRecord:
-    rows = await list_alarms(pool, limit=1, item_id=alarm_id)
+    rows = await list_alarms(pool, limit=1, ids=[alarm_id])
     if not rows:
         raise ItemNotFound("alarm", alarm_id)
     return rows[0]

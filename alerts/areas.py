@@ -72,8 +72,10 @@ class AreaTracker:
     def __init__(self, rules: AlertRules, emit: Emit) -> None:
         self._rules = rules
         self._emit = emit
-        # device -> (its district's area, the bearer of its latest heartbeat)
+        # device -> (its district's area, the bearer of its latest heartbeat); one shared tuple
+        # per pair, so a million devices cost a dictionary entry each
         self._areas: dict[str, tuple[str | None, str | None]] = {}
+        self._wheres: dict[tuple[str | None, str | None], tuple[str | None, str | None]] = {}
         self._tracked: dict[str, int] = {}  # area -> devices in it
         self._states: dict[tuple[str, str], _AreaCause] = {}
         self._open: dict[str, tuple[str, str, tuple[str, ...]]] = {}  # member subject -> ...
@@ -88,7 +90,7 @@ class AreaTracker:
 
     def place(self, device_id: str, district: str | None, network: str | None) -> None:
         """Where a device is: its postcode district and the bearer of its latest heartbeat."""
-        where = (f"postcode:{district}" if district else None, network)
+        where = self._where(f"postcode:{district}" if district else None, network)
         before = self._areas.get(device_id)
         if before == where:
             return
@@ -102,7 +104,7 @@ class AreaTracker:
         where = self._areas.get(device_id)
         if where is not None and where[1] != network:
             self._count(where, -1)
-            where = (where[0], network)
+            where = self._where(where[0], network)
             self._count(where, 1)
             self._areas[device_id] = where
 
@@ -110,6 +112,10 @@ class AreaTracker:
         where = self._areas.pop(device_id, None)
         if where is not None:
             self._count(where, -1)
+
+    def _where(self, area: str | None, network: str | None) -> tuple[str | None, str | None]:
+        where = (area, network)
+        return self._wheres.setdefault(where, where)
 
     def _count(self, where: tuple[str | None, str | None], change: int) -> None:
         for area in _area_names(where):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import time
 from collections.abc import Iterable
@@ -164,6 +165,10 @@ class AlertEngine:
         gained = sorted(partitions)
         started = time.monotonic()
         self._loading += 1
+        # A million new long-lived objects would set off full collections over and over (most
+        # of a load's time) and make every later one pause the loop: collect nothing while
+        # loading, then freeze what was loaded out of the collector's generations.
+        gc.disable()
         try:
             self._owned = self._owned | set(gained)
             count = 0
@@ -194,6 +199,8 @@ class AlertEngine:
                 await self._lead()
         finally:
             self._loading -= 1
+            gc.enable()
+            gc.freeze()
         self._metrics.devices_tracked.set(len(self._devices))
         self._wake.set()
         log.info(

@@ -7,6 +7,7 @@ loop for long.
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -76,9 +77,13 @@ GROUP BY g.id
 """
 
 
+_WINDOWS: dict[int, int] = {}  # one int object per distinct window, not one per device
+
+
 def window_s(interval_s: int, grace_s: int | None) -> int:
     """PROTOCOL section 3: overdue after interval + grace; grace defaults to min(interval, 900)."""
-    return interval_s + (grace_s if grace_s is not None else min(interval_s, 900))
+    window = interval_s + (grace_s if grace_s is not None else min(interval_s, 900))
+    return _WINDOWS.setdefault(window, window)
 
 
 @dataclass(frozen=True)
@@ -169,7 +174,7 @@ async def places(pool: Pool) -> AsyncIterator[list[tuple[str, str | None, str | 
     ):
         await cursor.execute(_PLACES)
         while rows := await cursor.fetchmany(CHUNK):
-            yield rows
+            yield [(sys.intern(d), district, network) for d, district, network in rows]
 
 
 async def open_members(
@@ -195,6 +200,7 @@ def _row(
 ) -> DeviceRow:
     (device_id, interval_s, grace_s, stage, stage_changed_at, last_heartbeat_at, power,
      connection, connection_at, district, network, decommissioned_at) = row  # fmt: skip
+    device_id = sys.intern(device_id)  # one string shared by the rules and the area tracker
     if decommissioned_at is not None:
         return DeviceRow(None, district, network)
     since = stage_changed_at

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -42,7 +43,7 @@ SELECT a.id, a.device_id, a.area, a.type, a.severity, a.state, a.raised_at, a.ac
                  FROM alert_history h WHERE h.alert_id = a.id), '[]'::jsonb) AS history
 FROM alerts a
 WHERE (%(before)s::bigint IS NULL OR a.id < %(before)s)
-  AND (%(id)s::bigint IS NULL OR a.id = %(id)s)
+  AND (%(ids)s::bigint[] IS NULL OR a.id = ANY(%(ids)s))
   AND (%(since)s::timestamptz IS NULL OR a.raised_at >= %(since)s)
   AND (%(state)s::text IS NULL OR a.state = %(state)s)
   AND (%(type)s::text IS NULL OR a.type = %(type)s)
@@ -60,7 +61,7 @@ async def list_alerts(
     *,
     limit: int,
     before_id: int | None = None,
-    item_id: int | None = None,
+    ids: Sequence[int] | None = None,
     since: datetime | None = None,
     state: str | None = None,
     type: str | None = None,
@@ -71,7 +72,7 @@ async def list_alerts(
 ) -> list[AlertRecord]:
     params = {
         "before": before_id,
-        "id": item_id,
+        "ids": list(ids) if ids is not None else None,
         "since": since,
         "state": state,
         "type": type,
@@ -87,7 +88,7 @@ async def list_alerts(
 
 
 async def get_alert(pool: Pool, alert_id: int) -> AlertRecord:
-    rows = await list_alerts(pool, limit=1, item_id=alert_id)
+    rows = await list_alerts(pool, limit=1, ids=[alert_id])
     if not rows:
         raise ItemNotFound("alert", alert_id)
     return rows[0]

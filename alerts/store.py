@@ -68,7 +68,8 @@ WITH wanted AS (
 ), updated AS (
     UPDATE alerts a SET details = a.details || w.details
     FROM wanted w
-    WHERE a.subject = w.subject AND a.state <> 'resolved' AND NOT a.details @> w.details
+    WHERE a.subject = w.subject AND a.state <> 'resolved'
+      AND a.details IS DISTINCT FROM a.details || w.details
     RETURNING a.id, a.subject, a.type, a.device_id, w.details
 ), history AS (
     INSERT INTO alert_history (alert_id, action, actor, note)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, FastAPI
 
 from api.auth_limit import FailedAuthLimiter
+from api.console import mount_console
 from api.context import ApiContext
 from api.errors import install_error_handlers
 from api.routes import (
@@ -13,10 +14,14 @@ from api.routes import (
     audit,
     device_import,
     devices,
+    events,
     health,
+    heartbeats,
     migration,
     quarantine,
     rules,
+    session,
+    stats,
     tokens,
 )
 from api.validation import refuse_unstorable_text
@@ -35,9 +40,24 @@ def create_app(context: ApiContext) -> FastAPI:
     )
     install_error_handlers(app)
     v1 = APIRouter(prefix=API_PREFIX, dependencies=[Depends(refuse_unstorable_text)])
-    routers = (device_import, devices, migration, alerts, alarms, quarantine, rules, tokens, audit)
+    routers = (
+        device_import,
+        devices,
+        heartbeats,
+        migration,
+        alerts,
+        alarms,
+        events,
+        quarantine,
+        rules,
+        stats,
+        session,
+        tokens,
+        audit,
+    )
     for module in routers:
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)
+    mount_console(app)
     return app

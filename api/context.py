@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from api.event_hub import EventHub
 from core.db import Pool
 from core.metrics import Metrics
 from core.settings import Settings
@@ -18,5 +19,7 @@ class ApiContext:
     metrics: Metrics
     # Checks /healthz runs besides the database: e.g. "is the ingest connected to the broker".
     readiness: dict[str, Callable[[], bool]]
+    # What GET /events streams from: one LISTEN for all of this process's streams.
+    events: EventHub
     # Where device passwords are enforced (TELECARE_BROKER_CREDENTIALS).
     credentials: BrokerCredentials = field(default_factory=NoBrokerCredentials)

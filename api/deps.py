@@ -100,7 +100,10 @@ def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
     return check
 
 
+# Who may acknowledge and resolve alerts and alarms.
+OPERATOR_ROLES = (Role.ADMIN, Role.OPERATOR)
+
 AnyRole = Annotated[Principal, Depends(require(Role.ADMIN, Role.TECHNICIAN, Role.OPERATOR))]
 TechnicianRole = Annotated[Principal, Depends(require(Role.ADMIN, Role.TECHNICIAN))]
-OperatorRole = Annotated[Principal, Depends(require(Role.ADMIN, Role.OPERATOR))]
+OperatorRole = Annotated[Principal, Depends(require(*OPERATOR_ROLES))]
 AdminRole = Annotated[Principal, Depends(require(Role.ADMIN))]

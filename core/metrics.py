@@ -132,6 +132,23 @@ class Metrics:
         self.devices_tracked = Gauge(
             "telecare_devices_tracked", "Devices whose liveness this process tracks", registry=r
         )
+        self.event_stream_clients = Gauge(
+            "telecare_event_stream_clients",
+            "Event streams (GET /events) open now, consoles and integrations",
+            registry=r,
+        )
+        self.event_stream_events_sent = Counter(
+            "telecare_event_stream_events_sent",
+            "Change events sent on event streams, by kind (one per client and event)",
+            ["kind"],
+            registry=r,
+        )
+        self.event_stream_catch_ups = Counter(
+            "telecare_event_stream_catch_ups",
+            "Times an event stream read missed events back from the table, by reason",
+            ["reason"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     area_window_s: int = Field(default=300, ge=1)
     engine_lease_s: int = Field(default=15, ge=3)
 
+    # GET /events sends a comment this often when there is nothing to send, so proxies and
+    # the console can tell a quiet stream from a dead one.
+    event_keepalive_s: float = Field(default=15, gt=0, le=300)
+
     def broker(self) -> BrokerAddress:
         """Where the broker is and how to verify it (TELECARE_MQTT_URL, TELECARE_MQTT_CA_FILE)."""
         return parse_mqtt_url(self.mqtt_url, ca_file=self.mqtt_ca_file)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 
 from core.db import Pool
@@ -30,7 +31,7 @@ class DeviceDirectory:
             cur = await conn.execute(
                 "SELECT device_id FROM devices WHERE decommissioned_at IS NULL"
             )
-            self._active = {row[0] for row in await cur.fetchall()}
+            self._active = {sys.intern(row[0]) for row in await cur.fetchall()}
         self._unknown_until.clear()
         log.info("device directory loaded devices=%d", len(self._active))
 

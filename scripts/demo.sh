@@ -42,14 +42,19 @@ window=$((INTERVAL * 2))
 cat <<MSG
 
   Telecare demo is running.
+
+    Operator console:  $API/
+    sign in with:      $operator
+    (keys: j/k move, a acknowledge, r resolve, Enter device, ? all keys; docs/CONSOLE.md)
+
     API:            $API/api/v1   (OpenAPI docs: $API/docs)
-    operator token: $operator
+    event stream:   curl -N -H "Authorization: Bearer $operator" $API/api/v1/events
     metrics:        $API/metrics
 
   $DEVICES simulated hubs heartbeat every ${INTERVAL}s, each with a pendant and a smoke
   detector, and now and then raise an alarm (re-sent until the backend acknowledges it). The
   last hub's firmware hangs after ${silent_after}s; about ${window}s later (interval + grace) its
-  heartbeat_missed alert appears:
+  heartbeat_missed alert appears in the console's queue, live, and here:
 
     curl -s -H "Authorization: Bearer $operator" "$API/api/v1/alerts?state=open"
     curl -s -H "Authorization: Bearer $operator" "$API/api/v1/alarms?limit=5"

@@ -5,7 +5,8 @@
 #
 # What it does (every step is skipped when already done, so a repeat run takes seconds
 # and changes nothing):
-#   1. apt packages: Mosquitto, PostgreSQL 15 and what building TimescaleDB needs.
+#   1. apt packages: Mosquitto, PostgreSQL 15, what building TimescaleDB needs, and Chromium
+#      for the console's browser test.
 #      `apt-get update` runs only when something is missing.
 #   2. PostgreSQL cluster 15/main (created if absent, started if down), trust auth for
 #      user postgres on 127.0.0.1 (pg_hba.conf is edited only if a login fails).
@@ -76,6 +77,9 @@ APT_PACKAGES=(
     # compiler/toolchain, dpkg-source for unpacking, archive keyring for trixie
     postgresql-server-dev-15 cmake gcc make libc6-dev libssl-dev
     dpkg-dev xz-utils gpgv debian-archive-keyring
+    # the operator console's browser test: Debian's Chromium, driven by Playwright for Python
+    # (pyproject's dev extras) with executable_path=/usr/bin/chromium, and a font for its text
+    chromium fonts-dejavu-core
 )
 command -v "$PYTHON" >/dev/null 2>&1 || APT_PACKAGES+=(python3.11 python3.11-venv)
 

@@ -15,6 +15,7 @@ from alerts.engine import AlertEngine
 from alerts.feed import feed_from_mqtt
 from api.app import create_app
 from api.context import ApiContext
+from api.event_hub import EventHub
 from core.db import Pool, open_pool
 from core.metrics import Metrics
 from core.migrations.runner import upgrade
@@ -25,6 +26,8 @@ from devices.dynsec import DynsecCredentials
 from ingest.consumer import Ingest
 
 log = logging.getLogger(__name__)
+
+_GRACEFUL_SHUTDOWN_S = 10
 
 
 class Service:
@@ -40,6 +43,7 @@ class Service:
         self.ingest: Ingest | None = None
         self.engine: AlertEngine | None = None
         self.dynsec: DynsecCredentials | None = None
+        self.events: EventHub | None = None
         self._server: uvicorn.Server | None = None
         self._feed_connected = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -128,7 +132,10 @@ class Service:
             readiness["alert_engine"] = self.engine.loaded.is_set
         if self.dynsec is not None:
             readiness["broker_credentials"] = self.dynsec.ready
-        context = ApiContext(self.settings, self.pool, self.metrics, readiness, credentials)
+        self.events = events = EventHub(self.settings.database_url, self.pool, self.metrics)
+        self._spawn(tg, events.run(), "api.events")
+        readiness["event_stream"] = events.listening.is_set
+        context = ApiContext(self.settings, self.pool, self.metrics, readiness, events, credentials)
         config = uvicorn.Config(
             create_app(context),
             host=self.settings.api_host,
@@ -138,6 +145,8 @@ class Service:
             access_log=False,
             proxy_headers=True,
             forwarded_allow_ips=self.settings.forwarded_allow_ips,
+            # Streams end when the event hub closes; this only bounds a client that hangs.
+            timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_S,
         )
         self._server = uvicorn.Server(config)
         task = tg.create_task(self._server.serve(), name="api")
@@ -146,11 +155,12 @@ class Service:
                 task.result()
                 raise RuntimeError("the API server stopped while starting")
             await asyncio.sleep(0.01)
-        self._stack.push_async_callback(self._stop_api, task)
+        self._stack.push_async_callback(self._stop_api, task, events)
         log.info("api listening url=%s", self.api_url)
 
-    async def _stop_api(self, task: asyncio.Task[None]) -> None:
+    async def _stop_api(self, task: asyncio.Task[None], events: EventHub) -> None:
         assert self._server is not None
+        events.close()  # open event streams end, so the server's wait for them is short
         self._server.should_exit = True
         await task
 
@@ -160,7 +170,8 @@ class Service:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def wait_ready(self, within_s: float = 30) -> None:
-        """Until the broker connection is up and the engine has loaded its deadlines."""
+        """Until the broker connection is up, the engine has loaded its deadlines and the event
+        stream is listening."""
         waits: list[Coroutine[Any, Any, object]] = []
         if self.ingest is not None:
             waits.append(self.ingest.wait_connected())
@@ -170,5 +181,7 @@ class Service:
             waits.append(self.engine.loaded.wait())
         if self.dynsec is not None:
             waits.append(self.dynsec.connected.wait())
+        if self.events is not None:
+            waits.append(self.events.listening.wait())
         async with asyncio.timeout(within_s):
             await asyncio.gather(*waits)

@@ -6,6 +6,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 
 import httpx
 import psycopg
@@ -23,8 +24,8 @@ ADMIN_URL = os.environ.get(
 )
 
 
-@pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
+@contextmanager
+def _scratch_database() -> Iterator[str]:
     name = f"telecare_test_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -41,6 +42,19 @@ def seeded_database() -> Iterator[str]:
     asyncio.run(seed(url))
     yield url
     drop_database(ADMIN_URL, url)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    with _scratch_database() as url:
+        yield url
+
+
+@pytest.fixture
+def empty_database_url() -> Iterator[str]:
+    """A database of this test's own, for figures over the whole of it (fleet, answer times)."""
+    with _scratch_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -94,6 +108,14 @@ async def service(settings: Settings) -> AsyncIterator[Service]:
     async with Service(settings) as running:
         await running.wait_ready()
         yield running
+
+
+@pytest.fixture
+async def own_service(settings: Settings, empty_database_url: str) -> AsyncIterator[Service]:
+    """The whole service on a database of its own: figures over all of it are the test's."""
+    async with Service(settings.model_copy(update={"database_url": empty_database_url})) as svc:
+        await svc.wait_ready()
+        yield svc
 
 
 @pytest.fixture

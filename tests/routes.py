@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 
 from api.app import create_app
 from api.context import ApiContext
-from core.db import Pool
 from core.metrics import Metrics
 from core.settings import Settings
 
@@ -19,7 +18,8 @@ DOCUMENTATION = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 
 def app_for_inspection() -> FastAPI:
     """The app as the service builds it; building it touches no resource of the context."""
-    return create_app(ApiContext(Settings(), cast(Pool, None), Metrics(), readiness={}))
+    nothing = cast(Any, None)
+    return create_app(ApiContext(Settings(), nothing, Metrics(), readiness={}, events=nothing))
 
 
 def all_routes(app: FastAPI | None = None) -> list[tuple[str, str]]:

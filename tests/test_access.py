@@ -20,7 +20,7 @@ ALL = frozenset(Role)
 TECH = frozenset({Role.ADMIN, Role.TECHNICIAN})
 OPS = frozenset({Role.ADMIN, Role.OPERATOR})
 ADMIN = frozenset({Role.ADMIN})
-PUBLIC = None  # no token needed: readiness and metrics, for the monitoring system
+PUBLIC = None  # no token needed: readiness and metrics for monitoring, the console's page
 V1 = "/api/v1"
 
 ACCESS: dict[tuple[str, str], frozenset[Role] | None] = {
@@ -31,6 +31,7 @@ ACCESS: dict[tuple[str, str], frozenset[Role] | None] = {
     ("DELETE", f"{V1}/devices/{{device_id}}"): ADMIN,
     ("POST", f"{V1}/devices/{{device_id}}/credentials"): TECH,
     ("GET", f"{V1}/devices/{{device_id}}/migration"): ALL,
+    ("GET", f"{V1}/devices/{{device_id}}/heartbeats"): ALL,
     ("POST", f"{V1}/devices/{{device_id}}/migration"): TECH,
     ("POST", f"{V1}/devices/import"): TECH,
     ("GET", f"{V1}/migration/report"): ALL,
@@ -48,13 +49,20 @@ ACCESS: dict[tuple[str, str], frozenset[Role] | None] = {
     ("POST", f"{V1}/alarms/{{item_id}}/resolve"): OPS,
     ("GET", f"{V1}/quarantine"): TECH,
     ("GET", f"{V1}/alert-rules"): ALL,
+    ("GET", f"{V1}/events"): ALL,
+    ("GET", f"{V1}/stats/fleet"): ALL,
+    ("GET", f"{V1}/stats/answer-times"): ALL,
+    ("GET", f"{V1}/session"): ALL,
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/metrics"): PUBLIC,
+    ("GET", "/"): PUBLIC,  # the console's page: the operator signs in with a token in it
 }
 # What fills each path parameter: nothing by these ids exists.
 PATH_VALUES = {"device_id": "nobody-here", "item_id": "999999999", "token_id": "999999999"}
-# Bodies that cannot succeed: an admitted caller gets 422, nothing is written.
-BODIES: dict[tuple[str, str], dict[str, object]] = {
+# Requests that cannot succeed: an admitted caller gets 422, nothing is written (and the event
+# stream is refused before it starts).
+ARGS: dict[tuple[str, str], dict[str, object]] = {
+    ("GET", f"{V1}/events"): {"params": {"last_event_id": -1}},
     ("POST", f"{V1}/devices/import"): {
         "content": b"device_id\n",
         "headers": {"Content-Type": "text/csv"},
@@ -76,7 +84,7 @@ async def test_every_route_checks_the_token_then_the_role(service: Service) -> N
     async with httpx.AsyncClient() as anonymous:
         for (method, template), allowed in ACCESS.items():
             url = f"{service.api_url}{template.format(**PATH_VALUES)}"
-            args = BODIES.get((method, template), {"json": {}} if method != "GET" else {})
+            args = ARGS.get((method, template), {"json": {}} if method != "GET" else {})
             forged = {"Authorization": "Bearer tc_1_forged"}
             answers = {
                 "no token": await anonymous.request(method, url, **args),  # type: ignore[arg-type]

@@ -153,7 +153,14 @@ async def test_peripheral_alerts_name_the_peripherals_and_follow_their_changes(
         return bool(alert["details"]["peripherals"] == ["pend-2", "smoke-1"])
 
     await wait_for(both_named, what="a second lost peripheral in the open alert's details")
-    await _beat(mqtt, device_id, 3, peripherals=peripherals(20, 20, 100))
+    await _beat(mqtt, device_id, 3, peripherals=peripherals(4120, 30, 10))
+
+    async def one_named() -> bool:
+        alert = await _one(admin, device_id, "peripheral_lost")
+        return bool(alert["details"]["peripherals"] == ["smoke-1"])
+
+    await wait_for(one_named, what="the pendant found again, the smoke detector still lost")
+    await _beat(mqtt, device_id, 4, peripherals=peripherals(20, 20, 100))
     resolved = await _one(admin, device_id, "peripheral_lost", state="resolved")
     assert resolved["id"] == lost["id"]
     assert "details_changed" in [h["action"] for h in resolved["history"]]

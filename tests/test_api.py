@@ -70,6 +70,19 @@ async def test_healthz_and_metrics(service: Service) -> None:
     async with httpx.AsyncClient(base_url=service.api_url) as client:
         health = await client.get("/healthz")
         assert health.status_code == 200
-        assert health.json()["checks"] == {"database": True, "broker": True, "alert_engine": True}
+        assert health.json()["checks"] == {
+            "database": True,
+            "broker": True,
+            "alert_engine": True,
+            "event_stream": True,
+        }
         metrics = (await client.get("/metrics")).text
         assert "telecare_heartbeat_flush_seconds" in metrics
+
+
+async def test_session_names_the_token_holder_and_what_they_may_do(
+    operator: httpx.AsyncClient, technician: httpx.AsyncClient
+) -> None:
+    me = (await operator.get("/session")).json()
+    assert (me["name"], me["role"], me["may_act"]) == ("test-operator", "operator", True)
+    assert (await technician.get("/session")).json()["may_act"] is False

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Literal
 
 from fastapi import APIRouter
 
-from alerts.alarms import AlarmRecord, get_alarm, list_alarms
+from alerts.alarms import get_alarm, list_alarms
 from api.deps import AnyRole, PoolDep
 from api.filters import SinceQuery
+from api.items import alarm_public
 from api.pagination import CursorQuery, LimitQuery, Page, decode_id_cursor, page
 from api.routes.operator_actions import add_item_routes
 from api.schemas import AlarmPublic, Severity
@@ -42,11 +42,7 @@ async def list_(
         event=event.value if event else None,
         severity=severity,
     )
-    return page(rows, limit, item=_public, key=lambda a: a.id)
+    return page(rows, limit, item=alarm_public, key=lambda a: a.id)
 
 
-def _public(record: AlarmRecord) -> AlarmPublic:
-    return AlarmPublic.model_validate(asdict(record))
-
-
-add_item_routes(router, "alarm", get=get_alarm, public=_public, response_model=AlarmPublic)
+add_item_routes(router, "alarm", get=get_alarm, public=alarm_public, response_model=AlarmPublic)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from alerts.queries import AlertRecord, get_alert, list_alerts
+from alerts.queries import get_alert, list_alerts
 from alerts.types import AlertType
 from api.deps import AnyRole, PoolDep
 from api.filters import SinceQuery
+from api.items import alert_public
 from api.pagination import CursorQuery, LimitQuery, Page, decode_id_cursor, page
 from api.routes.operator_actions import add_item_routes
 from api.schemas import AlertPublic, Severity
@@ -51,11 +51,7 @@ async def list_(
         group_id=group_id,
         top_level=top_level,
     )
-    return page(rows, limit, item=_public, key=lambda a: a.id)
+    return page(rows, limit, item=alert_public, key=lambda a: a.id)
 
 
-def _public(record: AlertRecord) -> AlertPublic:
-    return AlertPublic.model_validate(asdict(record))
-
-
-add_item_routes(router, "alert", get=get_alert, public=_public, response_model=AlertPublic)
+add_item_routes(router, "alert", get=get_alert, public=alert_public, response_model=AlertPublic)

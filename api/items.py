@@ -1,0 +1,33 @@
+"""Alerts and alarms as the API shows them: one conversion for the lists, the item routes and
+the event stream, so an event carries exactly what `GET /alerts/{id}` would answer."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import asdict
+from typing import Any
+
+from alerts.alarms import AlarmRecord, list_alarms
+from alerts.queries import AlertRecord, list_alerts
+from api.schemas import AlarmPublic, AlertPublic
+from core.db import Pool
+from core.events import EventKind
+
+
+def alert_public(record: AlertRecord) -> AlertPublic:
+    return AlertPublic.model_validate(asdict(record))
+
+
+def alarm_public(record: AlarmRecord) -> AlarmPublic:
+    return AlarmPublic.model_validate(asdict(record))
+
+
+async def load_public(pool: Pool, kind: EventKind, ids: Collection[int]) -> dict[int, Any]:
+    """The alerts or alarms with these ids, by id, as JSON-ready dicts of their public shape."""
+    if not ids:
+        return {}
+    if kind == "alert":
+        alerts = await list_alerts(pool, limit=len(ids), ids=list(ids))
+        return {a.id: alert_public(a).model_dump(mode="json") for a in alerts}
+    alarms = await list_alarms(pool, limit=len(ids), ids=list(ids))
+    return {a.id: alarm_public(a).model_dump(mode="json") for a in alarms}
