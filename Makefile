@@ -1,5 +1,5 @@
 # The two commands of the README. Both run the idempotent set-up first.
-.PHONY: demo test setup lint bench-registry bench-alerts
+.PHONY: demo test setup lint bench-registry bench-alerts reliability fuzz
 
 setup:
 	bash scripts/setup.sh
@@ -23,3 +23,12 @@ bench-registry: setup
 # Alert engine figures (load, heartbeat throughput, alert latency, memory; 100k and 1M devices).
 bench-alerts: setup
 	.venv/bin/python -m tests.bench_alerts
+
+# Every fault of RELIABILITY.md at full size (several minutes each), then its results table.
+reliability: setup
+	TELECARE_FAULT_SCALE=full .venv/bin/pytest -m faults -s tests/test_faults.py
+	.venv/bin/python -m tests.reliability_table full
+
+# The decoder and API fuzzers with many more examples than `make test` runs.
+fuzz: setup
+	TELECARE_FUZZ_EXAMPLES=$${TELECARE_FUZZ_EXAMPLES:-2000} .venv/bin/pytest tests/test_wire_fuzz.py tests/test_api_fuzz.py

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 import aiomqtt
 
 from core.backoff import backoff_delay
-from core.mqtt_url import parse_mqtt_url
 from core.observers import TelemetryObserver
 from core.protocol import TOPIC_ROOT, BadTopic, Heartbeat, MessageKind, Status, parse_topic
 from core.settings import Settings
@@ -23,7 +22,7 @@ async def feed_from_mqtt(
     settings: Settings, observer: TelemetryObserver, connected: asyncio.Event
 ) -> None:
     """Deliver valid heartbeats and status messages to the observer; the ingest stores them."""
-    broker = parse_mqtt_url(settings.mqtt_url)
+    broker = settings.broker()
     attempt = 0
     while True:
         try:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 
+from api.auth_limit import FailedAuthLimiter
 from api.console import mount_console
 from api.context import ApiContext
 from api.errors import install_error_handlers
@@ -23,6 +24,7 @@ from api.routes import (
     stats,
     tokens,
 )
+from api.validation import refuse_unstorable_text
 
 API_PREFIX = "/api/v1"
 
@@ -31,8 +33,13 @@ def create_app(context: ApiContext) -> FastAPI:
     """The app serves a context whose resources (pool, broker) the caller owns."""
     app = FastAPI(title="Telecare monitoring API", version="1")
     app.state.context = context
+    app.state.database_probes = health.DatabaseProbes(context.pool)
+    app.state.auth_limiter = FailedAuthLimiter(
+        burst=context.settings.auth_failures_burst,
+        per_minute=context.settings.auth_failures_per_minute,
+    )
     install_error_handlers(app)
-    v1 = APIRouter(prefix=API_PREFIX)
+    v1 = APIRouter(prefix=API_PREFIX, dependencies=[Depends(refuse_unstorable_text)])
     routers = (
         device_import,
         devices,

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.auth_limit import FailedAuthLimiter
 from api.context import ApiContext
 from api.tokens import Principal, Role, authenticate
 from core.db import Pool
 from core.metrics import Metrics
 from devices.credentials import BrokerCredentials
+
+log = logging.getLogger(__name__)
 
 _bearer = HTTPBearer(auto_error=False, description="API token from `telecare token create`")
 
@@ -40,18 +44,39 @@ CredentialsDep = Annotated[BrokerCredentials, Depends(get_credentials)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 
+def _limiter(request: Request) -> FailedAuthLimiter:
+    limiter: FailedAuthLimiter = request.app.state.auth_limiter
+    return limiter
+
+
 async def get_principal(
+    request: Request,
     pool: PoolDep,
+    metrics: MetricsDep,
+    limiter: Annotated[FailedAuthLimiter, Depends(_limiter)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None:
+        metrics.auth_failures.labels("missing").inc()
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "missing bearer token",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    address = request.client.host if request.client else "unknown"
+    wait_s = limiter.retry_after(address)
+    if wait_s:
+        metrics.auth_rate_limited.inc()
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"too many failed authentications from this address: retry in {wait_s} s",
+            headers={"Retry-After": str(wait_s)},
+        )
     principal = await authenticate(pool, credentials.credentials)
     if principal is None:
+        limiter.failed(address)
+        metrics.auth_failures.labels("invalid").inc()
+        log.warning("authentication failed client=%s", address)
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "invalid or revoked token",

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request, status
+import json
+
+from fastapi import FastAPI, Request, Response, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from api.tokens import TokenAlreadyRevoked, TokenNotFound
@@ -37,6 +41,15 @@ async def _answer(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(content, _STATUS[type(exc)])
 
 
+async def _invalid_request(_: Request, exc: Exception) -> Response:
+    """FastAPI's 422, written with ASCII escapes: the errors quote the input, and input that
+    is not valid Unicode (a lone surrogate) must not turn the answer into a 500."""
+    assert isinstance(exc, RequestValidationError)
+    body = json.dumps({"detail": jsonable_encoder(exc.errors())}, ensure_ascii=True)
+    return Response(body, status.HTTP_422_UNPROCESSABLE_CONTENT, media_type="application/json")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     for error in _STATUS:
         app.add_exception_handler(error, _answer)
+    app.add_exception_handler(RequestValidationError, _invalid_request)

@@ -15,19 +15,23 @@ from pydantic import (
 )
 
 from core.protocol import DEVICE_ID_PATTERN
+from core.text import Storable
 from devices.postcodes import normalise_postcode
 
 Severity = Literal["critical", "high", "medium", "low"]
 MigrationStage = Literal["analogue", "scheduled", "in_progress", "verifying", "complete", "failed"]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+ShortText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), Storable
+]
 
 
 Interval = Annotated[int, Field(ge=10, le=604800, description="heartbeat period, seconds")]
 Grace = Annotated[
     int, Field(ge=0, le=604800, description="seconds past the interval before overdue")
 ]
-Address = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
-Postcode = Annotated[str, AfterValidator(normalise_postcode)]
+Address = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500), Storable]
+Postcode = Annotated[str, Storable, AfterValidator(normalise_postcode)]
+Note = Annotated[str, Field(max_length=2000), Storable]
 
 
 class _DeviceDetails(BaseModel):

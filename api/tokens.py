@@ -19,6 +19,7 @@ from psycopg.rows import class_row
 from core import audit
 from core.audit import Actor
 from core.db import Pool
+from core.text import storable_text_problem
 
 TOKEN_PREFIX = "tc_"  # noqa: S105 - a prefix that makes leaked tokens recognisable
 
@@ -74,7 +75,12 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+_NO_TOKEN = _digest("")  # what an unknown id is compared with
+
+
 def _parse(token: str) -> int | None:
+    if storable_text_problem(token):
+        return None
     token_id, _, secret = token.removeprefix(TOKEN_PREFIX).partition("_")
     if not token.startswith(TOKEN_PREFIX) or not secret or not token_id.isdigit():
         return None
@@ -158,7 +164,9 @@ async def authenticate(pool: Pool, token: str) -> Principal | None:
             [token_id],
         )
         row = await cur.fetchone()
-        if row is None or not hmac.compare_digest(row[2], _digest(token)):
+        # Compared even when no such token exists, so the answer takes as long either way.
+        matches = hmac.compare_digest(row[2] if row else _NO_TOKEN, _digest(token))
+        if row is None or not matches:
             return None
         if row[3]:
             await conn.execute(

@@ -1,8 +1,16 @@
-"""422 answers shaped like FastAPI's own validation errors, for checks made by hand."""
+"""422 answers shaped like FastAPI's own validation errors, for checks made by hand; the
+types and checks every route shares (ids the database can hold, text it can store)."""
 
 from __future__ import annotations
 
-from fastapi import HTTPException, status
+from typing import Annotated
+
+from fastapi import HTTPException, Path, Request, status
+
+from core.text import storable_text_problem
+
+MAX_BIGINT = 2**63 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_BIGINT, description="the record's id")]
 
 
 def unprocessable(where: str, field: str | None, message: str) -> HTTPException:
@@ -16,3 +24,16 @@ def unprocessable(where: str, field: str | None, message: str) -> HTTPException:
 
 def body_error(field: str | None, message: str) -> HTTPException:
     return unprocessable("body", field, message)
+
+
+async def refuse_unstorable_text(request: Request) -> None:
+    """A path or query value with a NUL character (or invalid Unicode) is 422, not a 500 from
+    the database it would be compared with."""
+    for where, items in (
+        ("path", list(request.path_params.items())),
+        ("query", request.query_params.multi_items()),
+    ):
+        for name, value in items:
+            problem = storable_text_problem(value) if isinstance(value, str) else None
+            if problem is not None:
+                raise unprocessable(where, name, f"{name} {problem}")

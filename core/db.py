@@ -23,7 +23,11 @@ async def open_pool(settings: Settings, *, name: str = "telecare") -> AsyncItera
         name=name,
         open=False,
         kwargs={"autocommit": True},
-        reconnect_timeout=0,  # keep trying while the database is away, never give up the pool
+        # While the database is away a failed connection is not retried on a growing back-off
+        # (which could leave the pool waiting long after the database is back): the pool gives
+        # it up at once and connects again when the next caller waits. Measured: the first
+        # write lands within a second of the database's return (RELIABILITY.md).
+        reconnect_timeout=0,
     )
     await pool.open(wait=True, timeout=30)
     try:

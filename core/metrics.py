@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        ProcessCollector(registry=r)  # process_resident_memory_bytes, cpu, open fds
         self.messages_received = Counter(
             "telecare_messages_received", "MQTT messages received, by kind", ["kind"], registry=r
         )
@@ -30,8 +38,34 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=r,
         )
-        self.heartbeat_buffered = Gauge(
-            "telecare_heartbeats_buffered", "Heartbeats waiting to be written", registry=r
+        self.write_buffered = Gauge(
+            "telecare_write_buffered",
+            "Telemetry rows waiting to be written, by what (heartbeats, statuses)",
+            ["what"],
+            registry=r,
+        )
+        self.write_dropped = Counter(
+            "telecare_write_dropped",
+            "Telemetry rows never written, by what and reason (buffer_full, refused, shutdown)",
+            ["what", "reason"],
+            registry=r,
+        )
+        self.mqtt_queued = Gauge(
+            "telecare_mqtt_queued",
+            "Messages received from the broker and not yet handled, by session",
+            ["session"],
+            registry=r,
+        )
+        self.mqtt_dropped = Counter(
+            "telecare_mqtt_dropped",
+            "Messages dropped because the session's receive queue was full, by session",
+            ["session"],
+            registry=r,
+        )
+        self.alarms_in_progress = Gauge(
+            "telecare_alarms_in_progress",
+            "Alarms received and not yet committed and acknowledged (not PUBACKed meanwhile)",
+            registry=r,
         )
         self.db_write_failures = Counter(
             "telecare_db_write_failures",
@@ -71,6 +105,28 @@ class Metrics:
             "telecare_alert_write_seconds",
             "Time from the engine's decision (raise, resolve, ...) to its commit",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.auth_failures = Counter(
+            "telecare_auth_failures",
+            "API requests refused for a missing or invalid token, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.auth_rate_limited = Counter(
+            "telecare_auth_rate_limited",
+            "API requests refused with 429: too many failed authentications from the address",
+            registry=r,
+        )
+        self.retention_removed = Counter(
+            "telecare_retention_removed",
+            "Rows removed by the retention job, by table (approximate for dropped chunks)",
+            ["table"],
+            registry=r,
+        )
+        self.retention_last_run = Gauge(
+            "telecare_retention_last_run_timestamp_seconds",
+            "When the retention job last completed (Unix time)",
             registry=r,
         )
         self.devices_tracked = Gauge(

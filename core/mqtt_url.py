@@ -1,7 +1,12 @@
-"""Turn TELECARE_MQTT_URL into the arguments an MQTT client needs."""
+"""Turn TELECARE_MQTT_URL into the arguments an MQTT client needs.
+
+`mqtts://` always verifies the broker: its certificate must chain to a trusted CA (the system's
+store, or only `ca_file` when one is given: TELECARE_MQTT_CA_FILE) and name the URL's host.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -16,11 +21,26 @@ class BrokerAddress:
     username: str | None
     password: str | None
     tls: bool
+    ca_file: str | None = None
 
     def tls_context(self) -> ssl.SSLContext | None:
-        return ssl.create_default_context() if self.tls else None
+        if not self.tls:
+            return None
+        context = ssl.create_default_context(cafile=self.ca_file)
+        # create_default_context already requires a valid chain and the host name; said again
+        # here because a broker that is not checked is a broker anyone can pretend to be.
+        context.check_hostname = True
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        return context
 
-    def client(self, *, identifier: str, clean_session: bool) -> aiomqtt.Client:
+    def client(
+        self,
+        *,
+        identifier: str,
+        clean_session: bool,
+        queue_type: type[asyncio.Queue[aiomqtt.Message]] | None = None,
+    ) -> aiomqtt.Client:
         """An (unconnected) client for this broker; connect with `async with`."""
         return aiomqtt.Client(
             self.host,
@@ -31,10 +51,11 @@ class BrokerAddress:
             identifier=identifier,
             clean_session=clean_session,
             keepalive=30,
+            queue_type=queue_type,
         )
 
 
-def parse_mqtt_url(url: str) -> BrokerAddress:
+def parse_mqtt_url(url: str, *, ca_file: str | None = None) -> BrokerAddress:
     """Parse `mqtt://[user:pass@]host:port` (or `mqtts://`)."""
     parts = urlsplit(url)
     tls = parts.scheme == "mqtts"
@@ -44,4 +65,5 @@ def parse_mqtt_url(url: str) -> BrokerAddress:
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
         tls=tls,
+        ca_file=ca_file,
     )

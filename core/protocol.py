@@ -4,19 +4,36 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from core.text import Storable
 
 TOPIC_ROOT = "telecare/v1"
 MAX_PAYLOAD_BYTES = 4096
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$"
 _DEVICE_ID_RE = re.compile(DEVICE_ID_PATTERN)
+# Counters are stored as PostgreSQL bigint.
+MAX_SEQ = 2**63 - 1
+
+
+def _storable_time(value: datetime) -> datetime:
+    # Any device clock is accepted (it may be wrong), as long as it is a time in years 1-9999
+    # once converted to UTC: what the database stores and gives back.
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("timestamp is outside years 1-9999 in UTC") from None
+    return value
+
 
 DeviceId = Annotated[str, StringConstraints(pattern=DEVICE_ID_PATTERN)]
-MsgId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+MsgId = Annotated[str, StringConstraints(min_length=1, max_length=64), Storable]
+Timestamp = Annotated[AwareDatetime, Field(strict=False), AfterValidator(_storable_time)]
+Seq = Annotated[int, Field(ge=0, le=MAX_SEQ)]
 
 
 class MessageKind(StrEnum):
@@ -99,38 +116,38 @@ class _Payload(BaseModel):
 
 
 class Peripheral(_Payload):
-    id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    kind: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    id: Annotated[str, StringConstraints(min_length=1, max_length=64), Storable]
+    kind: Annotated[str, StringConstraints(min_length=1, max_length=32), Storable]
     battery_pct: Annotated[int, Field(ge=0, le=100)] | None = None
-    last_seen_s: Annotated[int, Field(ge=0)]
+    last_seen_s: Seq
 
 
 class Heartbeat(_Payload):
     msg_id: MsgId
-    ts: Annotated[AwareDatetime, Field(strict=False)]
-    seq: Annotated[int, Field(ge=0)]
+    ts: Timestamp
+    seq: Seq
     interval_s: Annotated[int, Field(ge=10, le=604800)]
     power: Literal["mains", "battery"]
     battery_pct: Annotated[int, Field(ge=0, le=100)] | None
     signal_dbm: Annotated[int, Field(ge=-150, le=0)] | None
     network: Literal["ethernet", "wifi", "4g", "5g", "lte-m", "nb-iot", "pstn-adapter"]
-    firmware: Annotated[str, StringConstraints(max_length=32)] | None = None
+    firmware: Annotated[str, StringConstraints(max_length=32), Storable] | None = None
     peripherals: list[Peripheral] | None = None
 
 
 class Alarm(_Payload):
     msg_id: MsgId
-    ts: Annotated[AwareDatetime, Field(strict=False)]
-    seq: Annotated[int, Field(ge=0)]
+    ts: Timestamp
+    seq: Seq
     event: Annotated[AlarmEvent, Field(strict=False)]
-    peripheral: Annotated[str, StringConstraints(max_length=64)] | None = None
-    detail: Annotated[str, StringConstraints(max_length=256)] | None = None
+    peripheral: Annotated[str, StringConstraints(max_length=64), Storable] | None = None
+    detail: Annotated[str, StringConstraints(max_length=256), Storable] | None = None
 
 
 class Status(_Payload):
     state: Literal["online", "offline"]
-    ts: Annotated[AwareDatetime, Field(strict=False)] | None = None
-    reason: Annotated[str, StringConstraints(max_length=256)] | None = None
+    ts: Timestamp | None = None
+    reason: Annotated[str, StringConstraints(max_length=256), Storable] | None = None
 
 
 class Ack(_Payload):

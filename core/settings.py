@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.mqtt_url import BrokerAddress, parse_mqtt_url
+
 ROLES = frozenset({"ingest", "alerts", "api"})
 
 
@@ -18,9 +20,21 @@ class Settings(BaseSettings):
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/telecare"
     mqtt_url: str = "mqtt://127.0.0.1:1883"
+    # CA certificate(s) that sign the broker's certificate, for mqtts:// (PEM); unset = the
+    # system's trust store. The broker's certificate must also name the URL's host.
+    mqtt_ca_file: str | None = None
+    # The ingest's persistent sessions: `{id}` (telemetry) and `{id}-alarms`.
     mqtt_client_id: str = "telecare-ingest"
+    # Messages each session may hold received but not yet handled (QoS 0 beyond are dropped).
+    mqtt_queue_max: int = Field(default=10_000, ge=100)
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto the API believes (comma-separated
+    # addresses, or "*"): the reverse proxy terminating HTTPS (docs/OPERATIONS.md).
+    forwarded_allow_ips: str = "127.0.0.1"
+    # Failed authentications per client address: `burst` in a row, then this many a minute.
+    auth_failures_burst: int = Field(default=10, ge=1)
+    auth_failures_per_minute: float = Field(default=10, gt=0)
     log_level: str = "INFO"
 
     # Per-device broker credentials (docs/REGISTRY.md): `dynsec` = Mosquitto's dynamic-security
@@ -35,8 +49,19 @@ class Settings(BaseSettings):
     heartbeat_batch_size: int = Field(default=500, ge=1)
     heartbeat_flush_ms: int = Field(default=200, ge=1)
     heartbeat_buffer_max: int = Field(default=200_000, ge=1000)
+    status_buffer_max: int = Field(default=50_000, ge=1000)
+    # Each database write attempt of the ingest gives up after this long and is retried (a
+    # hung database must not hold it forever); buffered rows get this long at shutdown.
+    db_write_timeout_s: float = Field(default=10, gt=0)
+    shutdown_flush_s: float = Field(default=10, gt=0)
     alarm_workers: int = Field(default=16, ge=1)
     quarantine_keep: int = Field(default=10_000, ge=100)
+
+    # Retention (docs/OPERATIONS.md): heartbeats and status events, then resolved alarms and
+    # alerts (seven years) and the audit log; the ingest role prunes once a day.
+    heartbeat_retention_days: int = Field(default=90, ge=1)
+    record_retention_days: int = Field(default=2557, ge=1)
+    retention_interval_s: float = Field(default=86_400, gt=0)
 
     # Alert rules (docs/ALERTS.md); GET /api/v1/alert-rules answers the values in force.
     alarm_ack_target_s: int = Field(default=60, ge=1)
@@ -53,6 +78,10 @@ class Settings(BaseSettings):
     # GET /events sends a comment this often when there is nothing to send, so proxies and
     # the console can tell a quiet stream from a dead one.
     event_keepalive_s: float = Field(default=15, gt=0, le=300)
+
+    def broker(self) -> BrokerAddress:
+        """Where the broker is and how to verify it (TELECARE_MQTT_URL, TELECARE_MQTT_CA_FILE)."""
+        return parse_mqtt_url(self.mqtt_url, ca_file=self.mqtt_ca_file)
 
     @model_validator(mode="after")
     def _battery_hysteresis(self) -> Self:

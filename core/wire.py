@@ -34,13 +34,18 @@ def decode(kind: MessageKind, payload: bytes) -> BaseModel:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise Rejection("invalid_json", str(exc)) from None
+    except RecursionError:
+        raise Rejection("invalid_json", "JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise Rejection("schema", f"payload is a JSON {type(data).__name__}, not an object")
     try:
         return _MODELS[kind].model_validate_json(text)
     except ValidationError as exc:
+        errors = exc.errors()
+        # JSON that Python reads but the strict parser refuses (a lone surrogate, nesting).
+        reason = "invalid_json" if errors[0]["type"] == "json_invalid" else "schema"
         fields = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
-            for err in exc.errors()[:5]
+            for err in errors[:5]
         )
-        raise Rejection("schema", fields) from None
+        raise Rejection(reason, fields) from None

@@ -29,7 +29,6 @@ import aiomqtt
 
 from core.backoff import backoff_delay
 from core.metrics import Metrics
-from core.mqtt_url import parse_mqtt_url
 from core.protocol import TOPIC_ROOT
 from core.settings import Settings
 from devices.credentials import DeviceSecret
@@ -95,7 +94,7 @@ class DynsecCredentials:
 
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self._metrics = metrics
-        self._broker = parse_mqtt_url(settings.mqtt_url)
+        self._broker = settings.broker()
         self._timeout_s = settings.broker_control_timeout_s
         self._client: aiomqtt.Client | None = None
         self._pending: dict[str, asyncio.Future[list[Command]]] = {}

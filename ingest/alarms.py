@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Literal
 
+import psycopg
+
 from core.db import Pool
 from core.metrics import Metrics
 from core.protocol import Ack, Alarm, alarm_severity
@@ -27,20 +29,40 @@ RETURNING id
 """
 
 
+class AlarmRefused(Exception):
+    """The database refuses the alarm itself (not a passing failure): no retry can store it."""
+
+    def __init__(self, error: psycopg.Error) -> None:
+        super().__init__(f"the database refuses this alarm: {type(error).__name__}: {error}")
+
+
 class AlarmStore:
-    def __init__(self, pool: Pool, metrics: Metrics, publish_ack: PublishAck) -> None:
+    def __init__(
+        self, pool: Pool, metrics: Metrics, publish_ack: PublishAck, *, attempt_timeout_s: float
+    ) -> None:
         self._pool = pool
         self._metrics = metrics
         self._publish_ack = publish_ack
+        self._attempt_timeout_s = attempt_timeout_s
 
     async def take(self, device_id: str, alarm: Alarm, received_at: datetime) -> AckResult:
-        """Store the alarm (retrying until the database takes it), then acknowledge it."""
-        result = await until_written(
-            functools.partial(self._store, device_id, alarm, received_at),
-            what="alarm",
-            context=f"device={device_id} msg_id={alarm.msg_id}",
-            metrics=self._metrics,
-        )
+        """Store the alarm (retrying while the database is away), then acknowledge it.
+
+        Each attempt has a deadline: an attempt that timed out may still have committed, so a
+        retry can find the alarm stored and answer `duplicate` (it is stored once either way).
+        AlarmRefused when the database refuses the row itself (nothing is acknowledged then).
+        """
+        try:
+            result = await until_written(
+                functools.partial(self._store, device_id, alarm, received_at),
+                what="alarm",
+                context=f"device={device_id} msg_id={alarm.msg_id}",
+                metrics=self._metrics,
+                attempt_timeout_s=self._attempt_timeout_s,
+                give_up_on=(psycopg.DataError, psycopg.IntegrityError),
+            )
+        except (psycopg.DataError, psycopg.IntegrityError) as exc:
+            raise AlarmRefused(exc) from exc
         await self.acknowledge(device_id, alarm.msg_id, result)
         return result
 
@@ -57,7 +79,7 @@ class AlarmStore:
 
     async def _store(self, device_id: str, alarm: Alarm, received_at: datetime) -> AckResult:
         # The pool's connections are in autocommit: the INSERT is committed when it returns.
-        async with self._pool.connection() as conn:
+        async with self._pool.connection(timeout=self._attempt_timeout_s) as conn:
             cur = await conn.execute(
                 _INSERT,
                 [

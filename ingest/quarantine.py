@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from core.db import Pool
 from core.metrics import Metrics
+from core.wire import Rejection
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,16 @@ class Quarantine:
         except asyncio.QueueFull:
             # A flood of garbage must not eat memory: it is still counted in /metrics.
             self._metrics.messages_rejected.labels("quarantine_overflow").inc()
+
+    def refuse(self, topic: str, device_id: str, rejection: Rejection, payload: bytes) -> None:
+        """`reject` for a message the decoder refused."""
+        self.reject(
+            topic=topic,
+            device_id=device_id,
+            reason=rejection.reason,
+            detail=rejection.detail,
+            payload=payload,
+        )
 
     async def run(self) -> None:
         while True:

@@ -96,7 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def run_simulate(args: argparse.Namespace, settings: Settings) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise here
-    broker = parse_mqtt_url(args.mqtt_url or settings.mqtt_url)
+    broker = parse_mqtt_url(args.mqtt_url or settings.mqtt_url, ca_file=settings.mqtt_ca_file)
     try:
         if args.list:
             print("\n".join(available_scenarios()))

@@ -11,9 +11,11 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from api.tokens import Role, create_token
+from core import audit
 from core.db import open_pool
 from core.logs import setup_logging
 from core.migrations.runner import upgrade
+from core.retention import RetentionPolicy, prune
 from core.settings import ROLES, Settings
 from simulators.cli import add_arguments as add_simulate_arguments
 from simulators.cli import run_simulate
@@ -29,6 +31,13 @@ def _parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help="create or upgrade the schema (idempotent)")
+    prune_parser = db_commands.add_parser(
+        "prune",
+        help="remove telemetry and resolved records past their retention (docs/OPERATIONS.md)",
+    )
+    prune_parser.add_argument(
+        "--dry-run", action="store_true", help="print what would be removed, remove nothing"
+    )
 
     run = commands.add_parser("run", help="run ingest, alert engine and API")
     run.add_argument(
@@ -47,13 +56,27 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _db_upgrade(settings: Settings, _: argparse.Namespace) -> int:
+async def _db(settings: Settings, args: argparse.Namespace) -> int:
+    if args.db_command == "prune":
+        return await _db_prune(settings, args)
     async with open_pool(settings) as pool, pool.connection() as conn:
         result = await upgrade(conn)
     applied = ", ".join(str(v) for v in result.applied) or "none (already up to date)"
     print(f"migrations applied: {applied}")
     print(f"timescaledb: {'enabled' if result.timescaledb else 'NOT available (plain tables)'}")
     return 0
+
+
+async def _db_prune(settings: Settings, args: argparse.Namespace) -> int:
+    policy = RetentionPolicy.from_settings(settings)
+    print(
+        f"retention: telemetry {policy.heartbeat_days} days,"
+        f" resolved alarms and alerts {policy.record_days} days"
+    )
+    async with open_pool(settings) as pool:
+        report = await prune(pool, policy, dry_run=args.dry_run, actor=audit.CLI)
+    print("\n".join(report.lines()))
+    return 1 if report.skipped else 0
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
@@ -87,7 +110,7 @@ async def _simulate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {
-    "db": _db_upgrade,
+    "db": _db,
     "run": _run,
     "token": _token_create,
     "simulate": _simulate,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Coroutine
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import uvicorn
 
@@ -19,6 +19,7 @@ from api.event_hub import EventHub
 from core.db import Pool, open_pool
 from core.metrics import Metrics
 from core.migrations.runner import upgrade
+from core.retention import RetentionPolicy, prune_daily
 from core.settings import ROLES, Settings
 from devices.credentials import BrokerCredentials, NoBrokerCredentials
 from devices.dynsec import DynsecCredentials
@@ -98,6 +99,11 @@ class Service:
             if self.engine is not None:
                 self.ingest.add_observer(self.engine)
             self._spawn(tg, self.ingest.run(), "ingest")
+            policy = RetentionPolicy.from_settings(self.settings)
+            every_s = self.settings.retention_interval_s
+            self._spawn(
+                tg, prune_daily(self._pool, policy, self.metrics, every_s=every_s), "retention"
+            )
         elif self.engine is not None:
             self._spawn(
                 tg, feed_from_mqtt(self.settings, self.engine, self._feed_connected), "alerts.feed"
@@ -119,7 +125,7 @@ class Service:
         credentials = self._broker_credentials(tg)
         readiness = {}
         if self.ingest is not None:
-            readiness["broker"] = self.ingest.connected.is_set
+            readiness["broker"] = self.ingest.is_connected
         elif self.engine is not None:
             readiness["broker"] = self._feed_connected.is_set
         if self.engine is not None:
@@ -137,6 +143,8 @@ class Service:
             log_config=None,
             lifespan="off",
             access_log=False,
+            proxy_headers=True,
+            forwarded_allow_ips=self.settings.forwarded_allow_ips,
             # Streams end when the event hub closes; this only bounds a client that hangs.
             timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_S,
         )
@@ -164,9 +172,9 @@ class Service:
     async def wait_ready(self, within_s: float = 30) -> None:
         """Until the broker connection is up, the engine has loaded its deadlines and the event
         stream is listening."""
-        waits = []
+        waits: list[Coroutine[Any, Any, object]] = []
         if self.ingest is not None:
-            waits.append(self.ingest.connected.wait())
+            waits.append(self.ingest.wait_connected())
         elif self.engine is not None:
             waits.append(self._feed_connected.wait())
         if self.engine is not None:

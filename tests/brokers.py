@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Self
 
 from core.mqtt_url import BrokerAddress, parse_mqtt_url
+from tests.tls import TlsFiles
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto"
@@ -44,12 +45,20 @@ class PrivateBroker:
 
     `dynsec=True` runs it with the shipped dynamic-security configuration
     (deploy/mosquitto/): no anonymous clients, and `url` carries the backend's own account.
+    `tls=` adds a TLS listener (`tls_url`) with that certificate.
     """
 
     def __init__(
-        self, *, extra_config: str = "", persistence: bool = False, dynsec: bool = False
+        self,
+        *,
+        extra_config: str = "",
+        persistence: bool = False,
+        dynsec: bool = False,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.port = free_port()
+        self.tls = tls
+        self.tls_port = free_port() if tls else 0
         self._dir = Path(tempfile.mkdtemp(prefix="telecare-mosquitto-"))
         self._extra_config = extra_config
         self._persistence = persistence
@@ -62,6 +71,10 @@ class PrivateBroker:
         if self.dynsec:
             return f"mqtt://{BACKEND_USER}:{self.backend_password}@127.0.0.1:{self.port}"
         return f"mqtt://127.0.0.1:{self.port}"
+
+    def tls_url(self, host: str | None = None) -> str:
+        assert self.tls is not None
+        return f"mqtts://{host or self.tls.server_name}:{self.tls_port}"
 
     @property
     def address(self) -> BrokerAddress:
@@ -83,10 +96,19 @@ class PrivateBroker:
             "log_type error",
             "log_type warning",
             "max_queued_messages 100000",
+            self._tls_listener(),
             self._extra_config,
         ]
         conf.write_text("\n".join(line for line in lines if line) + "\n")
         return conf
+
+    def _tls_listener(self) -> str:
+        if self.tls is None:
+            return ""
+        return (
+            f"listener {self.tls_port} 127.0.0.1\n"
+            f"certfile {self.tls.server_cert}\nkeyfile {self.tls.server_key}"
+        )
 
     def _dynsec_config(self) -> str:
         """The shipped plugin configuration, with its file in this broker's directory."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -15,6 +16,7 @@ from api.tokens import Role
 from core.settings import Settings
 from telecare.service import Service
 from tests.brokers import PrivateBroker
+from tests.databases import create_database, drop_database, seed
 from tests.support import Devices, Mqtt, api_client
 
 ADMIN_URL = os.environ.get(
@@ -31,6 +33,15 @@ def _scratch_database() -> Iterator[str]:
     yield f"{base}/{name}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def seeded_database() -> Iterator[str]:
+    """A database of its own on the shared cluster, with the rows of tests/databases.py SEED."""
+    url = create_database(ADMIN_URL)
+    asyncio.run(seed(url))
+    yield url
+    drop_database(ADMIN_URL, url)
 
 
 @pytest.fixture(scope="session")
@@ -88,6 +99,7 @@ def settings(database_url: str, broker: PrivateBroker) -> Settings:
         mqtt_client_id=f"test-ingest-{uuid.uuid4().hex[:8]}",
         api_port=0,
         heartbeat_flush_ms=50,
+        auth_failures_burst=1000,  # tests try many bad tokens from 127.0.0.1 on purpose
     )
 
 

@@ -14,6 +14,7 @@ from api.items import alert_public
 from api.pagination import CursorQuery, LimitQuery, Page, decode_id_cursor, page
 from api.routes.operator_actions import add_item_routes
 from api.schemas import AlertPublic, Severity
+from api.validation import MAX_BIGINT
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 
@@ -31,7 +32,9 @@ async def list_(
     type_: Annotated[AlertType | None, Query(alias="type")] = None,
     device_id: str | None = None,
     severity: Severity | None = None,
-    group_id: Annotated[int | None, Query(description="alerts grouped under this one")] = None,
+    group_id: Annotated[
+        int | None, Query(ge=1, le=MAX_BIGINT, description="alerts grouped under this one")
+    ] = None,
     top_level: Annotated[
         bool, Query(description="leave out alerts grouped under an area_outage")
     ] = False,

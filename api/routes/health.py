@@ -1,21 +1,60 @@
-"""Readiness and Prometheus metrics."""
+"""Readiness and Prometheus metrics: both answer within seconds even while the database hangs."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+import functools
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from api.deps import ContextDep
+from api.probe import Probe
+from core.db import Pool
 
 router = APIRouter(tags=["health"])
 
+_DATABASE_CHECK_S = 2.0
+
+
+async def _select_one(pool: Pool) -> bool:
+    async with pool.connection() as conn:
+        await conn.execute("SELECT 1")
+    return True
+
+
+async def _open_alerts(pool: Pool) -> dict[str, int]:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT type, count(*) FROM alerts WHERE state <> 'resolved' GROUP BY type"
+        )
+        return dict(await cur.fetchall())
+
+
+class DatabaseProbes:
+    """What /healthz and /metrics ask the database, each at most one query at a time."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.alive = Probe(
+            functools.partial(_select_one, pool), name="database", within_s=_DATABASE_CHECK_S
+        )
+        self.open_alerts = Probe(
+            functools.partial(_open_alerts, pool), name="open_alerts", within_s=_DATABASE_CHECK_S
+        )
+
+
+def _probes(request: Request) -> DatabaseProbes:
+    probes: DatabaseProbes = request.app.state.database_probes
+    return probes
+
+
+ProbesDep = Annotated[DatabaseProbes, Depends(_probes)]
+
 
 @router.get("/healthz")
-async def healthz(context: ContextDep, response: Response) -> dict[str, object]:
+async def healthz(context: ContextDep, probes: ProbesDep, response: Response) -> dict[str, object]:
     checks: dict[str, bool] = {}
     try:
-        async with context.pool.connection(timeout=2) as conn:
-            await conn.execute("SELECT 1")
-        checks["database"] = True
+        checks["database"] = await probes.alive.ask()
     except Exception:
         checks["database"] = False
     for name, check in context.readiness.items():
@@ -26,14 +65,14 @@ async def healthz(context: ContextDep, response: Response) -> dict[str, object]:
     return {"status": "ok" if ready else "unavailable", "checks": checks}
 
 
-@router.get("/metrics")
-async def metrics(context: ContextDep) -> Response:
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+)
+async def metrics(context: ContextDep, probes: ProbesDep) -> Response:
     try:
-        async with context.pool.connection(timeout=2) as conn:
-            cur = await conn.execute(
-                "SELECT type, count(*) FROM alerts WHERE state <> 'resolved' GROUP BY type"
-            )
-            open_alerts: dict[str, int] = dict(await cur.fetchall())
+        open_alerts = await probes.open_alerts.ask()
         context.metrics.alerts_open.clear()
         for alert_type, count in open_alerts.items():
             context.metrics.alerts_open.labels(alert_type).set(count)

@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from api.deps import AnyRole, PoolDep, TechnicianRole
-from api.schemas import MigrationStage
+from api.schemas import MigrationStage, Note
 from devices.migration import MigrationView, change_stage, get_migration
 from devices.report import MigrationReport, migration_report
 
@@ -21,7 +21,7 @@ router = APIRouter(tags=["migration"])
 
 class StageChangeRequest(BaseModel):
     stage: MigrationStage
-    note: Annotated[str, Field(max_length=2000)] | None = None
+    note: Note | None = None
 
 
 @router.get("/devices/{device_id}/migration")

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from alerts.errors import InvalidTransition, ItemNotFound
 from alerts.operator_actions import Action, Kind, act
 from api.deps import AnyRole, OperatorRole, PoolDep
+from api.schemas import Note
+from api.validation import RowId
 from core.db import Pool
 
 R = TypeVar("R")
 
 
 class ActionBody(BaseModel):
-    note: Annotated[str, Field(max_length=2000)] | None = None
+    note: Note | None = None
 
 
 def add_item_routes(
@@ -49,16 +51,16 @@ def add_item_routes(
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
         return await read_one(pool, item_id)
 
-    async def read(item_id: int, pool: PoolDep, _: AnyRole) -> Any:
+    async def read(item_id: RowId, pool: PoolDep, _: AnyRole) -> Any:
         return await read_one(pool, item_id)
 
     async def acknowledge(
-        item_id: int, pool: PoolDep, principal: OperatorRole, body: ActionBody | None = None
+        item_id: RowId, pool: PoolDep, principal: OperatorRole, body: ActionBody | None = None
     ) -> Any:
         return await apply(pool, item_id, "acknowledged", principal, body)
 
     async def resolve(
-        item_id: int, pool: PoolDep, principal: OperatorRole, body: ActionBody | None = None
+        item_id: RowId, pool: PoolDep, principal: OperatorRole, body: ActionBody | None = None
     ) -> Any:
         return await apply(pool, item_id, "resolved", principal, body)
 

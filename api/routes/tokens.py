@@ -11,12 +11,16 @@ from pydantic import BaseModel, Field, StringConstraints
 from api.deps import AdminRole, PoolDep
 from api.pagination import CursorQuery, LimitQuery, Page, decode_id_cursor, page
 from api.tokens import Role, TokenRecord, issue_token, list_tokens, revoke_token
+from api.validation import RowId
+from core.text import Storable
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
 
 
 class TokenCreate(BaseModel):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), Storable
+    ]
     role: Role
 
 
@@ -51,6 +55,6 @@ async def list_(
 
 
 @router.delete("/{token_id}")
-async def revoke(token_id: int, pool: PoolDep, principal: AdminRole) -> TokenRecord:
+async def revoke(token_id: RowId, pool: PoolDep, principal: AdminRole) -> TokenRecord:
     """Revoke: the token stops working at once; revoking it again is 409."""
     return await revoke_token(pool, token_id, actor=principal.actor)

@@ -76,6 +76,15 @@ async def _enable_timescaledb(conn: AsyncConnection) -> bool:
             "timescaledb extension not available: telemetry stays in plain PostgreSQL tables"
         )
         return False
+    cur = await conn.execute("SELECT current_setting('shared_preload_libraries')")
+    row = await cur.fetchone()
+    if row is None or "timescaledb" not in row[0]:
+        # CREATE EXTENSION would end the session with FATAL, not just fail.
+        log.warning(
+            "timescaledb is installed but not in shared_preload_libraries: telemetry stays in"
+            " plain PostgreSQL tables"
+        )
+        return False
     try:
         await conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
     except Exception as exc:  # e.g. not in shared_preload_libraries

@@ -1,0 +1,138 @@
+"""The telemetry session: heartbeats and status messages into bounded buffers, bad input into
+the quarantine. Nothing here waits for the database: the hot path (a registered device's
+heartbeat) is synchronous, and a device the directory does not know is looked up in the
+background, at most `_LOOKUPS` at once (beyond, its message is dropped and counted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import aiomqtt
+
+from core.metrics import Metrics
+from core.observers import TelemetryObserver
+from core.protocol import BadTopic, Heartbeat, MessageKind, Status, parse_topic
+from core.wire import Rejection, decode
+from ingest.directory import DeviceDirectory
+from ingest.heartbeats import HeartbeatRow, HeartbeatWriter
+from ingest.mqtt_session import Link
+from ingest.quarantine import Quarantine
+from ingest.status import StatusRow, StatusWriter
+
+log = logging.getLogger(__name__)
+
+_LOOKUPS = 32
+
+
+class TelemetryIntake:
+    def __init__(
+        self,
+        directory: DeviceDirectory,
+        quarantine: Quarantine,
+        metrics: Metrics,
+        *,
+        heartbeats: HeartbeatWriter,
+        statuses: StatusWriter,
+        observers: Sequence[TelemetryObserver],
+    ) -> None:
+        self._directory = directory
+        self._quarantine = quarantine
+        self._metrics = metrics
+        self._heartbeats = heartbeats
+        self._statuses = statuses
+        self._observers = observers  # the ingest's list: observers added later are told too
+        self._lookups = asyncio.Semaphore(_LOOKUPS)
+
+    async def handle(self, tg: asyncio.TaskGroup, _: Link, message: aiomqtt.Message) -> None:
+        topic = message.topic.value
+        payload = message.payload if isinstance(message.payload, bytes) else b""
+        received_at = datetime.now(UTC)
+        try:
+            parsed = parse_topic(topic)
+        except BadTopic as exc:
+            if _is_alarm_topic(topic):
+                return  # the alarm session quarantines it
+            self._metrics.messages_received.labels("unknown").inc()
+            self._quarantine.reject(
+                topic=topic, device_id=None, reason="bad_topic", detail=exc.why, payload=payload
+            )
+            return
+        if parsed.kind in (MessageKind.ACK, MessageKind.ALARM):
+            return  # our own acknowledgements; alarms come on their own session
+        self._metrics.messages_received.labels(parsed.kind.value).inc()
+        try:
+            body = decode(parsed.kind, payload)
+        except Rejection as exc:
+            self._quarantine.refuse(topic, parsed.device_id, exc, payload)
+            return
+        known = self._directory.known(parsed.device_id)
+        if known is True:
+            self._take(parsed.device_id, body, received_at)  # the hot path: no await
+        elif known is None:
+            self._look_up(tg, topic, parsed.device_id, body, payload, received_at)
+        else:
+            self._unregistered(topic, parsed.device_id, payload)
+
+    def _look_up(
+        self,
+        tg: asyncio.TaskGroup,
+        topic: str,
+        device_id: str,
+        body: object,
+        payload: bytes,
+        received_at: datetime,
+    ) -> None:
+        """A device the directory has not heard of: ask the database, without waiting for it."""
+        if self._lookups.locked():
+            self._metrics.write_dropped.labels("telemetry", "lookups_busy").inc()
+            return
+        tg.create_task(
+            self._look_up_and_take(topic, device_id, body, payload, received_at),
+            name=f"ingest.lookup[{device_id}]",
+        )
+
+    async def _look_up_and_take(
+        self, topic: str, device_id: str, body: object, payload: bytes, received_at: datetime
+    ) -> None:
+        async with self._lookups:
+            try:
+                registered = await self._directory.is_registered(device_id)
+            except Exception as exc:
+                self._metrics.write_dropped.labels("telemetry", "lookup_failed").inc()
+                log.warning("device lookup failed device=%s error=%s", device_id, exc)
+                return
+        if registered:
+            self._take(device_id, body, received_at)
+        else:
+            self._unregistered(topic, device_id, payload)
+
+    def _unregistered(self, topic: str, device_id: str, payload: bytes) -> None:
+        self._quarantine.reject(
+            topic=topic,
+            device_id=device_id,
+            reason="unregistered_device",
+            detail=f"device {device_id!r} is not registered",
+            payload=payload,
+        )
+
+    def _take(self, device_id: str, body: object, received_at: datetime) -> None:
+        if isinstance(body, Heartbeat):
+            if self._directory.is_repeat(device_id, body.msg_id):
+                self._metrics.messages_received.labels("heartbeat_duplicate").inc()
+                return
+            self._heartbeats.add(HeartbeatRow.of(device_id, received_at, body))
+            for observer in self._observers:
+                observer.heartbeat_received(device_id, received_at, body)
+        elif isinstance(body, Status):
+            for observer in self._observers:
+                observer.status_received(device_id, received_at, body)
+            self._statuses.add(StatusRow(received_at, device_id, body.state, body.ts, body.reason))
+
+
+def _is_alarm_topic(topic: str) -> bool:
+    parts = topic.split("/")
+    return len(parts) == 4 and parts[-1] == MessageKind.ALARM.value
