@@ -25,7 +25,8 @@ class Settings(BaseSettings):
     mqtt_ca_file: str | None = None
     # The ingest's persistent sessions: `{id}` (telemetry) and `{id}-alarms`.
     mqtt_client_id: str = "telecare-ingest"
-    # Messages each session may hold received but not yet handled (QoS 0 beyond are dropped).
+    # Alarms the alarm session may hold received but not yet handled (the telemetry session has
+    # no receive queue: it handles each message as it is read).
     mqtt_queue_max: int = Field(default=10_000, ge=100)
     api_host: str = "127.0.0.1"
     api_port: int = 8000

@@ -5,7 +5,10 @@ Two persistent MQTT sessions, so that neither can hold up the other:
 - **telemetry** (`{client_id}`, `telecare/v1/#` except alarms and acks): heartbeats and status
   messages go to bounded buffers written in batches; bad input is quarantined. Nothing here
   waits for the database, so it keeps up (and keeps the alert engine fed) while the database
-  is away; only the buffers' bounds can cost telemetry, counted in /metrics.
+  is away; only the buffers' bounds can cost telemetry, counted in /metrics. It runs on the
+  lean client (core/mqtt_subscription.py): each message is handled as it is read from the
+  socket, with no queue and no task switch (paho's parsing and aiomqtt's queue were most of the
+  ingest's CPU: BENCHMARKS.md).
 - **alarms** (`{client_id}-alarms`, `telecare/v1/+/alarm`): an alarm is PUBACKed only once it
   is committed and answered (ingest/alarm_intake.py), so the broker, not this process, holds
   the alarms the database cannot take yet.
@@ -21,6 +24,7 @@ from typing import Any, TypeVar
 
 from core.db import Pool
 from core.metrics import Metrics
+from core.mqtt_subscription import Subscription
 from core.notifications import DEVICE_CHANGED, follow
 from core.observers import TelemetryObserver
 from core.protocol import TOPIC_ROOT, Ack, MessageKind
@@ -62,15 +66,9 @@ class Ingest:
         timeout_s = settings.db_write_timeout_s
         self.heartbeats = self._writer(HeartbeatWriter, settings.heartbeat_buffer_max)
         self.statuses = self._writer(StatusWriter, settings.status_buffer_max)
-        broker = settings.broker()
-        self._telemetry_session = MqttSession(
-            broker,
-            name="telemetry",
-            identifier=settings.mqtt_client_id,
-            subscriptions=[(f"{TOPIC_ROOT}/#", 1)],
-            metrics=metrics,
-            queue_max=settings.mqtt_queue_max,
-        )
+        broker = self._broker = settings.broker()
+        self._telemetry_session: Subscription | None = None
+        self._telemetry_connected = asyncio.Event()
         self._alarm_session = MqttSession(
             broker,
             name="alarms",
@@ -113,9 +111,16 @@ class Ingest:
         self._observers.append(observer)
 
     def is_connected(self) -> bool:
-        return self._telemetry_session.connected.is_set() and self._alarm_session.connected.is_set()
+        telemetry = self._telemetry_session
+        return (
+            telemetry is not None
+            and telemetry.connected.is_set()
+            and self._alarm_session.connected.is_set()
+        )
 
     async def wait_connected(self) -> None:
+        await self._telemetry_connected.wait()
+        assert self._telemetry_session is not None
         await self._telemetry_session.connected.wait()
         await self._alarm_session.connected.wait()
 
@@ -137,10 +142,16 @@ class Ingest:
                 )
                 # Messages wait at the broker until the registered devices are known.
                 await self._directory_loaded.wait()
-                tg.create_task(
-                    self._telemetry_session.run(functools.partial(self._telemetry.handle, tg)),
-                    name="ingest.mqtt_telemetry",
+                self._telemetry_session = Subscription(
+                    self._broker,
+                    name="telemetry",
+                    identifier=self._settings.mqtt_client_id,
+                    filters=[(f"{TOPIC_ROOT}/#", 1)],
+                    on_message=functools.partial(self._telemetry.handle, tg),
+                    clean_session=False,  # the broker keeps QoS 1 telemetry while we are away
                 )
+                self._telemetry_connected.set()
+                tg.create_task(self._telemetry_session.run(), name="ingest.mqtt_telemetry")
                 tg.create_task(
                     self._alarm_session.run(functools.partial(self._alarms.handle, tg)),
                     name="ingest.mqtt_alarms",

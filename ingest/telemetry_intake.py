@@ -11,15 +11,12 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-import aiomqtt
-
 from core.metrics import Metrics
 from core.observers import TelemetryObserver
 from core.protocol import BadTopic, Heartbeat, MessageKind, Status, parse_topic
 from core.wire import Rejection, decode
 from ingest.directory import DeviceDirectory
 from ingest.heartbeats import HeartbeatRow, HeartbeatWriter
-from ingest.mqtt_session import Link
 from ingest.quarantine import Quarantine
 from ingest.status import StatusRow, StatusWriter
 
@@ -46,10 +43,13 @@ class TelemetryIntake:
         self._statuses = statuses
         self._observers = observers  # the ingest's list: observers added later are told too
         self._lookups = asyncio.Semaphore(_LOOKUPS)
+        self._received = {
+            kind: metrics.messages_received.labels(kind.value) for kind in MessageKind
+        }
+        self._repeats = metrics.messages_received.labels("heartbeat_duplicate")
 
-    async def handle(self, tg: asyncio.TaskGroup, _: Link, message: aiomqtt.Message) -> None:
-        topic = message.topic.value
-        payload = message.payload if isinstance(message.payload, bytes) else b""
+    def handle(self, tg: asyncio.TaskGroup, topic: str, payload: bytes) -> None:
+        """One message as read from the socket (synchronous: nothing here waits)."""
         received_at = datetime.now(UTC)
         try:
             parsed = parse_topic(topic)
@@ -63,7 +63,7 @@ class TelemetryIntake:
             return
         if parsed.kind in (MessageKind.ACK, MessageKind.ALARM):
             return  # our own acknowledgements; alarms come on their own session
-        self._metrics.messages_received.labels(parsed.kind.value).inc()
+        self._received[parsed.kind].inc()
         try:
             body = decode(parsed.kind, payload)
         except Rejection as exc:
@@ -122,7 +122,7 @@ class TelemetryIntake:
     def _take(self, device_id: str, body: object, received_at: datetime) -> None:
         if isinstance(body, Heartbeat):
             if self._directory.is_repeat(device_id, body.msg_id):
-                self._metrics.messages_received.labels("heartbeat_duplicate").inc()
+                self._repeats.inc()
                 return
             self._heartbeats.add(HeartbeatRow.of(device_id, received_at, body))
             for observer in self._observers:

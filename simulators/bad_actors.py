@@ -22,10 +22,10 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from core.mqtt_client import MqttError, connect
 from core.mqtt_url import BrokerAddress
 from core.protocol import MessageKind, topic_for
 from simulators.hub import Hub
-from simulators.mqtt_client import MqttError, connect
 from simulators.timeline import Timeline
 
 log = logging.getLogger(__name__)

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import httpx
 
+from core.mqtt_client import MqttError
 from core.mqtt_url import BrokerAddress, parse_mqtt_url
 from core.settings import Settings
 from simulators.adhoc import adhoc_scenario
 from simulators.api_client import Api, ApiError
 from simulators.load import LoadOptions, run_load
-from simulators.mqtt_client import MqttError
 from simulators.run import RunOptions, run_scenario
 from simulators.scenario import available_scenarios, load_scenario
 from simulators.scenario_errors import ScenarioError

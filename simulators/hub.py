@@ -17,12 +17,12 @@ from datetime import UTC, datetime, timedelta
 from enum import Enum
 
 from core.backoff import backoff_delay
+from core.mqtt_client import MqttConnection, MqttError, connect
+from core.mqtt_packets import Will
 from core.mqtt_url import BrokerAddress
 from core.protocol import AlarmEvent, MessageKind, topic_for
 from simulators.actions import DropMode
 from simulators.hub_parts import HubIdentity, PendingAlarm, PeripheralState
-from simulators.mqtt_client import MqttConnection, MqttError, connect
-from simulators.mqtt_packets import Will
 from simulators.stats import FleetStats
 from simulators.timeline import Timeline
 

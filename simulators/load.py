@@ -17,10 +17,10 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from multiprocessing.sharedctypes import Synchronized
 
+from core.mqtt_client import MqttConnection, connect
+from core.mqtt_packets import PUBLISH, remaining_length
 from core.mqtt_url import BrokerAddress
 from core.protocol import MessageKind, topic_for
-from simulators.mqtt_client import MqttConnection, connect
-from simulators.mqtt_packets import PUBLISH, remaining_length
 
 TICK_S = 0.01
 

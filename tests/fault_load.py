@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from core.backoff import backoff_delay
+from core.mqtt_client import MqttConnection, MqttError, connect
 from core.mqtt_url import BrokerAddress
 from core.protocol import AlarmEvent, MessageKind, topic_for
 from simulators.hub import Hub
 from simulators.hub_parts import HubIdentity
-from simulators.mqtt_client import MqttConnection, MqttError, connect
 from simulators.scenario import parse_scenario
 from simulators.stats import FleetStats
 from simulators.timeline import Timeline

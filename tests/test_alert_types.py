@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from api.tokens import Role
+from core.mqtt_client import connect
+from core.mqtt_packets import Will
 from core.settings import Settings
-from simulators.mqtt_client import connect
-from simulators.mqtt_packets import Will
 from telecare.service import Service
 from tests.brokers import PrivateBroker
 from tests.support import Devices, Mqtt, alarm, api_client, heartbeat, topic, wait_for

@@ -141,7 +141,7 @@ async def _sample_during(run: FaultRun, seconds: float) -> dict[str, float]:
         for key, name in (
             ("alarms_in_progress_max", "telecare_alarms_in_progress"),
             ("heartbeats_buffered_max", 'telecare_write_buffered{what="heartbeats"}'),
-            ("mqtt_queued_max", 'telecare_mqtt_queued{session="telemetry"}'),
+            ("mqtt_queued_max", 'telecare_mqtt_queued{session="alarms"}'),
         ):
             peaks[key] = max(peaks.get(key, 0.0), metrics.get(name, 0.0))
         peaks["rss_mb_max"] = max(peaks["rss_mb_max"], run.service.rss_bytes() / 2**20)

@@ -1,7 +1,8 @@
-"""MQTT 3.1.1 packets the simulated fleet needs, encoded and decoded by hand.
+"""MQTT 3.1.1 packets the lean client (core/mqtt_client.py) needs, encoded and decoded by hand.
 
-Only what a device uses: CONNECT (will, credentials), CONNACK, PUBLISH (QoS 0/1), PUBACK,
-SUBSCRIBE, SUBACK, PINGREQ, PINGRESP and DISCONNECT. Pure functions on bytes, no I/O.
+Only what a device or a subscriber uses: CONNECT (will, credentials), CONNACK, PUBLISH (QoS 0
+and 1), PUBACK, SUBSCRIBE, SUBACK, PINGREQ, PINGRESP and DISCONNECT. Pure functions on bytes,
+no I/O.
 """
 
 from __future__ import annotations
