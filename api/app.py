@@ -61,3 +61,14 @@ def create_app(context: ApiContext) -> FastAPI:
     app.include_router(health.router)
     mount_console(app)
     return app
+
+
+def create_operations_app(context: ApiContext) -> FastAPI:
+    """/healthz and /metrics alone: what a process without the API role serves, so that every
+    process of a split deployment (`telecare run --only ingest,alerts`) can be watched."""
+    app = FastAPI(title="Telecare monitoring process", version="1", openapi_url=None)
+    app.state.context = context
+    app.state.database_probes = health.DatabaseProbes(context.pool)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    return app

@@ -88,6 +88,8 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
         log.info("telecare running roles=%s", ",".join(sorted(roles)))
         if "api" in roles:
             print(f"API listening on {service.api_url}", flush=True)
+        else:
+            print(f"/healthz and /metrics on {service.api_url}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

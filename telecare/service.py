@@ -10,10 +10,11 @@ from types import TracebackType
 from typing import Any, Self
 
 import uvicorn
+from fastapi import FastAPI
 
 from alerts.engine import AlertEngine
 from alerts.feed import feed_from_mqtt
-from api.app import create_app
+from api.app import create_app, create_operations_app
 from api.context import ApiContext
 from api.event_hub import EventHub
 from core.db import Pool, open_pool
@@ -110,6 +111,8 @@ class Service:
             )
         if "api" in self.roles:
             await self._start_api(tg)
+        else:  # every process answers /healthz and /metrics, whatever its roles
+            await self._serve(tg, create_operations_app(self._context(NoBrokerCredentials())))
 
     def _spawn(self, tg: asyncio.TaskGroup, coro: object, name: str) -> None:
         self._tasks.append(tg.create_task(coro, name=name))  # type: ignore[arg-type]
@@ -121,8 +124,7 @@ class Service:
         self._spawn(tg, self.dynsec.run(), "api.broker_credentials")
         return self.dynsec
 
-    async def _start_api(self, tg: asyncio.TaskGroup) -> None:
-        credentials = self._broker_credentials(tg)
+    def _context(self, credentials: BrokerCredentials) -> ApiContext:
         readiness = {}
         if self.ingest is not None:
             readiness["broker"] = self.ingest.is_connected
@@ -132,12 +134,20 @@ class Service:
             readiness["alert_engine"] = self.engine.loaded.is_set
         if self.dynsec is not None:
             readiness["broker_credentials"] = self.dynsec.ready
+        events = self.events or EventHub(self.settings.database_url, self.pool, self.metrics)
+        if self.events is not None:
+            readiness["event_stream"] = events.listening.is_set
+        return ApiContext(self.settings, self.pool, self.metrics, readiness, events, credentials)
+
+    async def _start_api(self, tg: asyncio.TaskGroup) -> None:
+        credentials = self._broker_credentials(tg)
         self.events = events = EventHub(self.settings.database_url, self.pool, self.metrics)
         self._spawn(tg, events.run(), "api.events")
-        readiness["event_stream"] = events.listening.is_set
-        context = ApiContext(self.settings, self.pool, self.metrics, readiness, events, credentials)
+        await self._serve(tg, create_app(self._context(credentials)))
+
+    async def _serve(self, tg: asyncio.TaskGroup, app: FastAPI) -> None:
         config = uvicorn.Config(
-            create_app(context),
+            app,
             host=self.settings.api_host,
             port=self.settings.api_port,
             log_config=None,
@@ -155,12 +165,13 @@ class Service:
                 task.result()
                 raise RuntimeError("the API server stopped while starting")
             await asyncio.sleep(0.01)
-        self._stack.push_async_callback(self._stop_api, task, events)
-        log.info("api listening url=%s", self.api_url)
+        self._stack.push_async_callback(self._stop_api, task)
+        log.info("http listening url=%s app=%s", self.api_url, app.title)
 
-    async def _stop_api(self, task: asyncio.Task[None], events: EventHub) -> None:
+    async def _stop_api(self, task: asyncio.Task[None]) -> None:
         assert self._server is not None
-        events.close()  # open event streams end, so the server's wait for them is short
+        if self.events is not None:
+            self.events.close()  # open event streams end, so the server's wait for them is short
         self._server.should_exit = True
         await task
 

@@ -38,6 +38,7 @@ def engines(settings: Settings, tmp_path: Path) -> Iterator[list[subprocess.Pope
         "TELECARE_DATABASE_URL": settings.database_url,
         "TELECARE_MQTT_URL": settings.mqtt_url,
         "TELECARE_ENGINE_LEASE_S": str(LEASE_S),
+        "TELECARE_API_PORT": "0",  # each serves /healthz and /metrics on a port of its own
     }
     started = []
     for n in range(3):
