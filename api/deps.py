@@ -18,23 +18,29 @@ from devices.credentials import BrokerCredentials
 
 log = logging.getLogger(__name__)
 
+# Every dependency here is `async def`, even those that never await: FastAPI runs a plain
+# `def` dependency in a worker thread, a thread hand-off per dependency per request (most of a
+# request's overhead under load: BENCHMARKS.md).
+
 _bearer = HTTPBearer(auto_error=False, description="API token from `telecare token create`")
 
 
-def get_context(request: Request) -> ApiContext:
+async def get_context(request: Request) -> ApiContext:
     context: ApiContext = request.app.state.context
     return context
 
 
-def get_pool(context: Annotated[ApiContext, Depends(get_context)]) -> Pool:
+async def get_pool(context: Annotated[ApiContext, Depends(get_context)]) -> Pool:
     return context.pool
 
 
-def get_metrics(context: Annotated[ApiContext, Depends(get_context)]) -> Metrics:
+async def get_metrics(context: Annotated[ApiContext, Depends(get_context)]) -> Metrics:
     return context.metrics
 
 
-def get_credentials(context: Annotated[ApiContext, Depends(get_context)]) -> BrokerCredentials:
+async def get_credentials(
+    context: Annotated[ApiContext, Depends(get_context)],
+) -> BrokerCredentials:
     return context.credentials
 
 
@@ -44,7 +50,7 @@ CredentialsDep = Annotated[BrokerCredentials, Depends(get_credentials)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 
-def _limiter(request: Request) -> FailedAuthLimiter:
+async def _limiter(request: Request) -> FailedAuthLimiter:
     limiter: FailedAuthLimiter = request.app.state.auth_limiter
     return limiter
 

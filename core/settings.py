@@ -78,6 +78,8 @@ class Settings(BaseSettings):
 
     # GET /events sends a comment this often when there is nothing to send, so proxies and
     # the console can tell a quiet stream from a dead one.
+    # GET /stats/fleet counts the whole fleet: its figures are shared for this long.
+    fleet_stats_max_age_s: float = Field(default=5, ge=0, le=300)
     event_keepalive_s: float = Field(default=15, gt=0, le=300)
 
     def broker(self) -> BrokerAddress:

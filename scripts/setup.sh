@@ -80,6 +80,9 @@ APT_PACKAGES=(
     # the operator console's browser test: Debian's Chromium, driven by Playwright for Python
     # (pyproject's dev extras) with executable_path=/usr/bin/chromium, and a font for its text
     chromium fonts-dejavu-core
+    # `make bench`: the API under load is measured with wrk (a load generator in C, so the
+    # clients are never what limits the figures)
+    wrk
 )
 command -v "$PYTHON" >/dev/null 2>&1 || APT_PACKAGES+=(python3.11 python3.11-venv)
 

@@ -213,3 +213,14 @@ async def test_fleet_counts_devices_alerts_and_alarms(
     alarms = stats["alarms"]
     assert (alarms["waiting"], alarms["waiting_critical"], alarms["in_hand"]) == (2, 1, 1)
     assert alarms["oldest_waiting_at"] is not None
+
+
+async def test_fleet_figures_are_counted_once_and_shared_while_recent(
+    own_service: Service, own_admin: httpx.AsyncClient
+) -> None:
+    assert own_service.settings.fleet_stats_max_age_s >= 5
+    together = [(await own_admin.get("/stats/fleet")).json() for _ in range(3)]
+    await Devices(own_admin).register()
+    later = (await own_admin.get("/stats/fleet")).json()
+    assert together[0] == together[1] == together[2] == later  # one count, its own time
+    assert later["devices"]["total"] == 0

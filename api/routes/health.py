@@ -42,7 +42,7 @@ class DatabaseProbes:
         )
 
 
-def _probes(request: Request) -> DatabaseProbes:
+async def _probes(request: Request) -> DatabaseProbes:
     probes: DatabaseProbes = request.app.state.database_probes
     return probes
 

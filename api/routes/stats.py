@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from alerts.answer_times import AnswerTimes, answer_times
 from alerts.queue_stats import AlarmCounts, AlertCounts, queue_counts
-from api.deps import AnyRole, PoolDep
+from api.deps import AnyRole, ContextDep, PoolDep
+from api.recent import Recent
 from api.validation import unprocessable
+from core.db import Pool
 from devices.fleet import FleetCounts, fleet_counts
 
 router = APIRouter(prefix="/stats", tags=["stats"])
@@ -29,14 +32,32 @@ class FleetStats:
     alarms: AlarmCounts
 
 
-@router.get("/fleet")
-async def fleet(pool: PoolDep, _: AnyRole) -> FleetStats:
-    """Devices by live status and migration stage; the queue: unresolved alerts by severity
-    (area-grouped ones apart) and alarms waiting for an operator."""
+async def compute_fleet_stats(pool: Pool) -> FleetStats:
     generated_at = datetime.now(UTC)
     devices = await fleet_counts(pool)
     alerts, alarms = await queue_counts(pool)
     return FleetStats(generated_at, devices, alerts, alarms)
+
+
+async def _recent_fleet_stats(request: Request, context: ContextDep) -> Recent[FleetStats]:
+    recent: Recent[FleetStats] | None = getattr(request.app.state, "fleet_stats", None)
+    if recent is None:
+        recent = request.app.state.fleet_stats = Recent(
+            functools.partial(compute_fleet_stats, context.pool),
+            max_age_s=context.settings.fleet_stats_max_age_s,
+        )
+    return recent
+
+
+@router.get("/fleet")
+async def fleet(
+    recent: Annotated[Recent[FleetStats], Depends(_recent_fleet_stats)], _: AnyRole
+) -> FleetStats:
+    """Devices by live status and migration stage; the queue: unresolved alerts by severity
+    (area-grouped ones apart) and alarms waiting for an operator. Counting a large fleet takes
+    a while, so the figures are shared by every caller for TELECARE_FLEET_STATS_MAX_AGE_S
+    (5 s): `generated_at` says when they were counted."""
+    return await recent.get()
 
 
 @router.get("/answer-times")
