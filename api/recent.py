@@ -1,8 +1,10 @@
-"""An expensive read shared by everyone who asks: computed once however many ask at the same
-moment, and answered from memory while it is younger than `max_age_s`.
+"""An expensive read shared by everyone who asks: answered from memory while it is younger
+than `max_age_s`; once older, the first caller counts again and everyone else is answered the
+previous figures meanwhile (only the very first call ever waits for nobody's figures).
 
 For figures a screen shows with their own time (`generated_at`), such as the fleet statistics:
-a thousand consoles refreshing cost one query every few seconds, not a thousand.
+a thousand consoles refreshing cost one query every few seconds, not a thousand, and none of
+them but one waits for it.
 """
 
 from __future__ import annotations
@@ -23,17 +25,15 @@ class Recent(Generic[T]):
         self._value: T | None = None
         self._at = 0.0
 
-    def _fresh(self) -> bool:
-        return self._value is not None and time.monotonic() - self._at < self._max_age_s
+    def _age_s(self) -> float:
+        return time.monotonic() - self._at
 
     async def get(self) -> T:
-        if self._fresh():
-            assert self._value is not None
-            return self._value
-        async with self._lock:  # one computation at a time; those who waited take its result
-            if not self._fresh():
+        if self._value is not None and (self._age_s() < self._max_age_s or self._lock.locked()):
+            return self._value  # recent enough, or being counted again right now
+        async with self._lock:  # one counting at a time
+            if self._value is None or self._age_s() >= self._max_age_s:
                 started = time.monotonic()
                 self._value = await self._compute()
                 self._at = started
-            assert self._value is not None
             return self._value

@@ -10,6 +10,8 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+import uvloop
+
 from api.tokens import Role, create_token
 from core import audit
 from core.db import open_pool
@@ -129,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(settings.log_level)
     command = _COMMANDS[args.command]
     try:
-        return asyncio.run(command(settings, args))
+        return uvloop.run(command(settings, args))
     except KeyboardInterrupt:
         return 130
     except OSError as exc:

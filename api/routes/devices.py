@@ -28,7 +28,7 @@ DeviceStatus = Literal["online", "overdue", "offline", "never_seen"]
 
 
 def public(device: DeviceRecord) -> DevicePublic:
-    return DevicePublic.model_validate(asdict(device))
+    return DevicePublic.model_validate(device, from_attributes=True)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
