@@ -1,7 +1,9 @@
 """The telemetry session: heartbeats and status messages into bounded buffers, bad input into
 the quarantine. Nothing here waits for the database: the hot path (a registered device's
 heartbeat) is synchronous, and a device the directory does not know is looked up in the
-background, at most `_LOOKUPS` at once (beyond, its message is dropped and counted).
+background, once however many of its messages arrive meanwhile (they wait for the answer, in
+order), at most `_LOOKUPS` devices at once. The messages waiting for lookups are bounded
+(`_WAITING_MAX`); beyond, a message is dropped and counted.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from core.metrics import Metrics
 from core.observers import TelemetryObserver
@@ -23,6 +26,14 @@ from ingest.status import StatusRow, StatusWriter
 log = logging.getLogger(__name__)
 
 _LOOKUPS = 32
+_WAITING_MAX = 20_000
+
+
+class _Waiting(NamedTuple):
+    topic: str
+    body: object
+    payload: bytes
+    received_at: datetime
 
 
 class TelemetryIntake:
@@ -43,6 +54,8 @@ class TelemetryIntake:
         self._statuses = statuses
         self._observers = observers  # the ingest's list: observers added later are told too
         self._lookups = asyncio.Semaphore(_LOOKUPS)
+        self._waiting: dict[str, list[_Waiting]] = {}  # device -> messages awaiting its lookup
+        self._waiting_count = 0
         self._received = {
             kind: metrics.messages_received.labels(kind.value) for kind in MessageKind
         }
@@ -87,28 +100,37 @@ class TelemetryIntake:
         received_at: datetime,
     ) -> None:
         """A device the directory has not heard of: ask the database, without waiting for it."""
-        if self._lookups.locked():
-            self._metrics.write_dropped.labels("telemetry", "lookups_busy").inc()
+        if self._waiting_count >= _WAITING_MAX:
+            self._metrics.write_dropped.labels(_what(body), "lookups_busy").inc()
             return
-        tg.create_task(
-            self._look_up_and_take(topic, device_id, body, payload, received_at),
-            name=f"ingest.lookup[{device_id}]",
-        )
+        self._waiting_count += 1
+        waiting = self._waiting.get(device_id)
+        if waiting is not None:  # its lookup is under way
+            waiting.append(_Waiting(topic, body, payload, received_at))
+            return
+        self._waiting[device_id] = [_Waiting(topic, body, payload, received_at)]
+        tg.create_task(self._look_up_and_take(device_id), name=f"ingest.lookup[{device_id}]")
 
-    async def _look_up_and_take(
-        self, topic: str, device_id: str, body: object, payload: bytes, received_at: datetime
-    ) -> None:
-        async with self._lookups:
-            try:
+    async def _look_up_and_take(self, device_id: str) -> None:
+        try:
+            async with self._lookups:
                 registered = await self._directory.is_registered(device_id)
-            except Exception as exc:
-                self._metrics.write_dropped.labels("telemetry", "lookup_failed").inc()
-                log.warning("device lookup failed device=%s error=%s", device_id, exc)
-                return
-        if registered:
-            self._take(device_id, body, received_at)
-        else:
-            self._unregistered(topic, device_id, payload)
+        except Exception as exc:
+            log.warning("device lookup failed device=%s error=%s", device_id, exc)
+            for message in self._settle(device_id):
+                self._metrics.write_dropped.labels(_what(message.body), "lookup_failed").inc()
+            return
+        for message in self._settle(device_id):
+            if registered:
+                self._take(device_id, message.body, message.received_at)
+            else:
+                self._unregistered(message.topic, device_id, message.payload)
+
+    def _settle(self, device_id: str) -> list[_Waiting]:
+        """The messages that waited for the device's lookup, in arrival order."""
+        waiting = self._waiting.pop(device_id, [])
+        self._waiting_count -= len(waiting)
+        return waiting
 
     def _unregistered(self, topic: str, device_id: str, payload: bytes) -> None:
         self._quarantine.reject(
@@ -131,6 +153,10 @@ class TelemetryIntake:
             for observer in self._observers:
                 observer.status_received(device_id, received_at, body)
             self._statuses.add(StatusRow(received_at, device_id, body.state, body.ts, body.reason))
+
+
+def _what(body: object) -> str:
+    return "heartbeats" if isinstance(body, Heartbeat) else "statuses"
 
 
 def _is_alarm_topic(topic: str) -> bool:

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import psycopg
 
+from core.mqtt_client import connect
 from telecare.service import Service
 from tests.support import Devices, Mqtt, alarm, heartbeat, topic, wait_for
 
@@ -184,3 +185,45 @@ async def test_stored_alarm_is_listed_and_announced_as_an_event(
             [listed[0]["id"]],
         )
         assert await cur.fetchall() == [("alarm", "created", "open")]
+
+
+async def test_a_burst_from_devices_the_ingest_has_not_heard_of_yet_is_all_stored(
+    service: Service,
+) -> None:
+    """Devices registered behind the ingest's back (no change notification): every message
+    waits for its device's one lookup instead of being dropped when lookups pile up."""
+    tag = uuid.uuid4().hex[:8]
+    device_ids = [f"burst-{tag}-{n:02d}" for n in range(40)]
+    async with service.pool.connection() as db:
+        await db.execute(
+            "INSERT INTO devices (device_id, heartbeat_interval_s, mqtt_password_hash)"
+            " SELECT unnest(%s::text[]), 60, 'x'",
+            [device_ids],
+        )
+    beats_each = 25
+    device = await connect(service.settings.broker(), client_id=f"burst-{tag}")
+    try:
+        acked = [
+            device.publish(
+                topic(device_id, "heartbeat"),
+                json.dumps(heartbeat(msg_id=f"m{n}", seq=n)).encode(),
+                qos=1,
+            )
+            for n in range(beats_each)
+            for device_id in device_ids
+        ]
+        await asyncio.gather(*acked)
+    finally:
+        await device.disconnect()
+
+    async def stored() -> bool:
+        async with service.pool.connection() as db:
+            cur = await db.execute(
+                "SELECT count(*) FROM heartbeats WHERE device_id = ANY(%s)", [device_ids]
+            )
+            row = await cur.fetchone()
+        return row == (len(device_ids) * beats_each,)
+
+    await wait_for(stored, what="every heartbeat of the burst stored")
+    dropped = service.metrics.write_dropped.labels("heartbeats", "lookups_busy")._value.get()
+    assert dropped == 0
