@@ -92,11 +92,9 @@ def subscribe(packet_id: int, topic_filter: str, qos: int) -> bytes:
     return bytes([SUBSCRIBE]) + remaining_length(len(body)) + body
 
 
-@dataclass(frozen=True, slots=True)
-class Packet:
-    kind: int  # the high nibble of the first byte
-    flags: int  # the low nibble
-    body: bytes
+# (kind: the high nibble of the first byte, flags: the low nibble, body): a plain tuple, as
+# thousands are made a second.
+Packet = tuple[int, int, bytes]
 
 
 def split_packets(buffer: bytearray) -> list[Packet]:
@@ -123,20 +121,16 @@ def split_packets(buffer: bytearray) -> list[Packet]:
         if end - index < length:
             break
         first = buffer[pos]
-        packets.append(Packet(first & 0xF0, first & 0x0F, bytes(buffer[index : index + length])))
+        packets.append((first & 0xF0, first & 0x0F, bytes(buffer[index : index + length])))
         pos = index + length
     del buffer[:pos]
     return packets
 
 
-def parse_publish(packet: Packet) -> tuple[str, int, bytes]:
+def parse_publish(flags: int, body: bytes) -> tuple[str, int, bytes]:
     """(topic, packet id or 0, payload) of an incoming PUBLISH."""
-    qos = (packet.flags >> 1) & 0x03
-    (topic_len,) = struct.unpack_from("!H", packet.body)
-    topic = packet.body[2 : 2 + topic_len].decode()
-    pos = 2 + topic_len
-    packet_id = 0
-    if qos:
-        (packet_id,) = struct.unpack_from("!H", packet.body, pos)
-        pos += 2
-    return topic, packet_id, packet.body[pos:]
+    topic_end = 2 + (body[0] << 8 | body[1])
+    topic = body[2:topic_end].decode()
+    if flags & 0x06:  # QoS 1 or 2: a packet id follows the topic
+        return topic, body[topic_end] << 8 | body[topic_end + 1], body[topic_end + 2 :]
+    return topic, 0, body[topic_end:]

@@ -9,9 +9,14 @@ from __future__ import annotations
 import asyncio
 import ssl
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+_NEVER_EXPIRES = 0xFFFFFFFF  # MQTT 5 session expiry interval: the session outlives connections
 
 
 @dataclass(frozen=True)
@@ -40,18 +45,34 @@ class BrokerAddress:
         identifier: str,
         clean_session: bool,
         queue_type: type[asyncio.Queue[aiomqtt.Message]] | None = None,
+        receive_maximum: int | None = None,
     ) -> aiomqtt.Client:
-        """An (unconnected) client for this broker; connect with `async with`."""
+        """An (unconnected) client for this broker; connect with `async with`.
+
+        `receive_maximum`: at most this many QoS 1 messages un-PUBACKed at once, asked of the
+        broker in an MQTT 5 CONNECT (the broker's own `max_inflight_messages` bounds only MQTT
+        3.1.1 clients); a session that is not clean then never expires."""
+        common: dict[str, Any] = {
+            "username": self.username,
+            "password": self.password,
+            "tls_context": self.tls_context(),
+            "identifier": identifier,
+            "keepalive": 30,
+            "queue_type": queue_type,
+        }
+        if receive_maximum is None:
+            return aiomqtt.Client(self.host, self.port, clean_session=clean_session, **common)
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.ReceiveMaximum = receive_maximum
+        if not clean_session:
+            properties.SessionExpiryInterval = _NEVER_EXPIRES
         return aiomqtt.Client(
             self.host,
             self.port,
-            username=self.username,
-            password=self.password,
-            tls_context=self.tls_context(),
-            identifier=identifier,
-            clean_session=clean_session,
-            keepalive=30,
-            queue_type=queue_type,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=clean_session,  # never "clean on first connect only": the session lasts
+            properties=properties,
+            **common,
         )
 
 

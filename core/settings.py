@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     db_pool_max: int = Field(default=10, ge=1)
 
     heartbeat_batch_size: int = Field(default=500, ge=1)
+    # A write takes every row waiting, up to this many (one COPY, one transaction).
+    heartbeat_batch_max: int = Field(default=10_000, ge=1)
     heartbeat_flush_ms: int = Field(default=200, ge=1)
     heartbeat_buffer_max: int = Field(default=200_000, ge=1000)
     status_buffer_max: int = Field(default=50_000, ge=1000)
@@ -56,6 +58,9 @@ class Settings(BaseSettings):
     db_write_timeout_s: float = Field(default=10, gt=0)
     shutdown_flush_s: float = Field(default=10, gt=0)
     alarm_workers: int = Field(default=16, ge=1)
+    # Alarms the broker may have sent the ingest without a PUBACK yet (the MQTT 5 receive
+    # maximum of the alarm session): what this process holds while the database is away.
+    alarm_inflight_max: int = Field(default=100, ge=1, le=65535)
     quarantine_keep: int = Field(default=10_000, ge=100)
 
     # Retention (docs/OPERATIONS.md): heartbeats and status events, then resolved alarms and

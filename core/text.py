@@ -13,7 +13,7 @@ from pydantic import AfterValidator
 def storable_text_problem(value: str) -> str | None:
     """Why PostgreSQL would refuse `value`, or None."""
     if "\x00" in value:
-        return "must not contain NUL (U+0000) characters"
+        return NUL_FREE_PROBLEM
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -31,4 +31,10 @@ def _storable(value: str) -> str:
 Storable = AfterValidator(_storable)
 """Add to an `Annotated[str, ...]` field: refuses text the database cannot store."""
 
-__all__ = ["Storable", "storable_text_problem"]
+NUL_FREE = r"^[^\x00]*$"
+"""The pattern (checked by pydantic's core, no Python call) for fields of device messages,
+which are only ever read from JSON: their parser already refuses a lone surrogate, so only NUL
+is left to refuse. `NUL_FREE_PROBLEM` says why."""
+NUL_FREE_PROBLEM = "must not contain NUL (U+0000) characters"
+
+__all__ = ["NUL_FREE", "NUL_FREE_PROBLEM", "Storable", "storable_text_problem"]

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from core.protocol import MAX_PAYLOAD_BYTES, Alarm, Heartbeat, MessageKind, Status
+from core.text import NUL_FREE, NUL_FREE_PROBLEM
 
 _MODELS: dict[MessageKind, type[BaseModel]] = {
     MessageKind.HEARTBEAT: Heartbeat,
@@ -30,6 +32,12 @@ def decode(kind: MessageKind, payload: bytes) -> BaseModel:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise Rejection("invalid_json", f"not UTF-8: {exc}") from None
+    model = _MODELS[kind]
+    try:
+        return model.model_validate_json(text)  # a valid message is parsed once
+    except ValidationError as exc:
+        refused = exc
+    # Refused: say why, as precisely as the payload allows.
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -38,14 +46,18 @@ def decode(kind: MessageKind, payload: bytes) -> BaseModel:
         raise Rejection("invalid_json", "JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise Rejection("schema", f"payload is a JSON {type(data).__name__}, not an object")
-    try:
-        return _MODELS[kind].model_validate_json(text)
-    except ValidationError as exc:
-        errors = exc.errors()
-        # JSON that Python reads but the strict parser refuses (a lone surrogate, nesting).
-        reason = "invalid_json" if errors[0]["type"] == "json_invalid" else "schema"
-        fields = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
-            for err in errors[:5]
-        )
-        raise Rejection(reason, fields) from None
+    errors = refused.errors()
+    # JSON that Python reads but the strict parser refuses (a lone surrogate, nesting).
+    reason = "invalid_json" if errors[0]["type"] == "json_invalid" else "schema"
+    fields = "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {_message(err)}" for err in errors[:5]
+    )
+    raise Rejection(reason, fields) from None
+
+
+def _message(error: ErrorDetails) -> str:
+    if error["type"] == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") == (
+        NUL_FREE
+    ):
+        return NUL_FREE_PROBLEM
+    return error["msg"]

@@ -1,10 +1,12 @@
 """Telemetry written in batches from a bounded buffer: the consumer never waits for the database.
 
-`add()` is synchronous and O(1). A batch is written when it is full or its oldest row is
-`flush_ms` old. A failed write keeps its batch and retries with back-off (each attempt with a
-deadline, so a hung database cannot hold it forever), while new rows keep arriving in the
-buffer. The buffer is bounded: when it is full the oldest rows are dropped and counted, so a long
-outage costs the oldest telemetry, never the process. Rows the database refuses as data
+`add()` is synchronous and O(1). A batch is written when `batch_size` rows wait or the oldest
+is `flush_ms` old; it takes every row waiting, up to `batch_max`, so a writer that fell behind
+(or an event loop that is busy) catches up with fewer, larger transactions. A failed write
+keeps its batch and retries with back-off (each attempt with a deadline, so a hung database
+cannot hold it forever), while new rows keep arriving in the buffer. The buffer is bounded:
+when it is full the oldest rows are dropped and counted, so a long outage costs the oldest
+telemetry, never the process. Rows the database refuses as data
 (`DataError`, `IntegrityError`) are retried one by one and those still refused are dropped and
 counted, so one bad row never blocks the others.
 """
@@ -43,6 +45,7 @@ class BatchWriter(ABC, Generic[Row]):
         metrics: Metrics,
         *,
         batch_size: int,
+        batch_max: int | None = None,
         flush_ms: int,
         buffer_max: int,
         attempt_timeout_s: float,
@@ -50,6 +53,7 @@ class BatchWriter(ABC, Generic[Row]):
         self._pool = pool
         self._metrics = metrics
         self._batch_size = batch_size
+        self._batch_max = max(batch_size, batch_max or batch_size)
         self._flush_s = flush_ms / 1000
         self._buffer_max = buffer_max
         self._attempt_timeout_s = attempt_timeout_s
@@ -57,7 +61,7 @@ class BatchWriter(ABC, Generic[Row]):
         self._oldest_at = 0.0
         self._pending = asyncio.Event()
         self._full = asyncio.Event()
-        self._buffered = metrics.write_buffered.labels(self.what)
+        metrics.write_buffered.labels(self.what).set_function(self.__len__)  # read when scraped
         self._dropped = metrics.write_dropped.labels(self.what, "buffer_full")
         self.written = 0
 
@@ -74,7 +78,6 @@ class BatchWriter(ABC, Generic[Row]):
         self._rows.append(row)
         if len(self._rows) >= self._batch_size:
             self._full.set()
-        self._buffered.set(len(self._rows))
 
     async def run(self) -> None:
         while True:
@@ -99,7 +102,6 @@ class BatchWriter(ABC, Generic[Row]):
             except asyncio.CancelledError:
                 self._rows.extendleft(reversed(batch))  # for flush() to write at shutdown
                 raise
-            self._buffered.set(len(self._rows))
 
     async def flush(self, *, within_s: float) -> None:
         """Write what is buffered (at shutdown); what is left after `within_s` is counted lost."""
@@ -116,7 +118,7 @@ class BatchWriter(ABC, Generic[Row]):
             log.error("rows not written at shutdown what=%s rows=%d error=%s", self.what, left, exc)
 
     def _take(self) -> list[Row]:
-        count = min(self._batch_size, len(self._rows))
+        count = min(self._batch_max, len(self._rows))
         batch = [self._rows.popleft() for _ in range(count)]
         self._full.clear()
         if self._rows:

@@ -77,6 +77,7 @@ class Ingest:
             metrics=metrics,
             queue_max=settings.mqtt_queue_max,
             manual_ack=True,
+            receive_maximum=settings.alarm_inflight_max,
         )
         store = AlarmStore(pool, metrics, self._publish_ack, attempt_timeout_s=timeout_s)
         self._alarms = AlarmIntake(
@@ -102,6 +103,7 @@ class Ingest:
             self._pool,
             self._metrics,
             batch_size=self._settings.heartbeat_batch_size,
+            batch_max=self._settings.heartbeat_batch_max,
             flush_ms=self._settings.heartbeat_flush_ms,
             buffer_max=buffer_max,
             attempt_timeout_s=self._settings.db_write_timeout_s,
@@ -131,6 +133,7 @@ class Ingest:
                 tg.create_task(self.heartbeats.run(), name="ingest.heartbeat_writer")
                 tg.create_task(self.statuses.run(), name="ingest.status_writer")
                 tg.create_task(self._quarantine.run(), name="ingest.quarantine_writer")
+                tg.create_task(self._telemetry.run(), name="ingest.telemetry_counts")
                 tg.create_task(
                     follow(
                         self._settings.database_url,

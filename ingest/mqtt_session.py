@@ -8,9 +8,10 @@ queue is unbounded by default, and paho PUBACKs a QoS 1 message as soon as it is
   dropped is dropped and counted (`telecare_mqtt_dropped_total{session}`);
 - with `manual_ack=True` a QoS 1 message is PUBACKed only when the application says so
   (`Link.puback`), so the broker keeps it, and redelivers it after a reconnect, until then. The
-  broker sends a client at most its in-flight window of un-PUBACKed messages (Mosquitto's
-  `max_inflight_messages`, 20 by default) and queues the rest in the persistent session, so
-  those are never dropped here: only QoS 0 messages are.
+  broker sends a client at most its in-flight window of un-PUBACKed messages and queues the
+  rest in the persistent session, so those are never dropped here: only QoS 0 messages are.
+  The window is `receive_maximum` when given (an MQTT 5 session: the broker's own
+  `max_inflight_messages` is 0, no limit, so that telemetry flows: docs/OPERATIONS.md).
 """
 
 from __future__ import annotations
@@ -74,12 +75,14 @@ class MqttSession:
         metrics: Metrics,
         queue_max: int,
         manual_ack: bool = False,
+        receive_maximum: int | None = None,
     ) -> None:
         self._broker = broker
         self.name = name
         self._identifier = identifier
         self._subscriptions = subscriptions
         self._manual_ack = manual_ack
+        self._receive_maximum = receive_maximum
         self._queued = metrics.mqtt_queued.labels(name)
         dropped = metrics.mqtt_dropped.labels(name)
         self._queue_type = _bounded_queue(queue_max, drop_qos1=not manual_ack, on_drop=dropped.inc)
@@ -90,7 +93,10 @@ class MqttSession:
         attempt = 0
         while True:
             client = self._broker.client(
-                identifier=self._identifier, clean_session=False, queue_type=self._queue_type
+                identifier=self._identifier,
+                clean_session=False,
+                queue_type=self._queue_type,
+                receive_maximum=self._receive_maximum,
             )
             client._client.manual_ack_set(self._manual_ack)  # see Link.puback
             link: Link | None = None

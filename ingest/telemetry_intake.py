@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import NamedTuple
 
+from core.clock import CoarseClock
 from core.metrics import Metrics
 from core.observers import TelemetryObserver
 from core.protocol import BadTopic, Heartbeat, MessageKind, Status, parse_topic
@@ -26,6 +27,8 @@ from ingest.status import StatusRow, StatusWriter
 log = logging.getLogger(__name__)
 
 _LOOKUPS = 32
+_TELEMETRY = frozenset({MessageKind.HEARTBEAT, MessageKind.STATUS})
+_COUNTS_EVERY_S = 1.0
 _WAITING_MAX = 20_000
 
 
@@ -56,14 +59,31 @@ class TelemetryIntake:
         self._lookups = asyncio.Semaphore(_LOOKUPS)
         self._waiting: dict[str, list[_Waiting]] = {}  # device -> messages awaiting its lookup
         self._waiting_count = 0
-        self._received = {
-            kind: metrics.messages_received.labels(kind.value) for kind in MessageKind
-        }
+        # Counted with plain integers on the hot path and added to /metrics once a second
+        # (`run`): a Prometheus counter takes a lock on every increment.
+        self._received = {kind: metrics.messages_received.labels(kind.value) for kind in _TELEMETRY}
+        self._counts = dict.fromkeys(_TELEMETRY, 0)
         self._repeats = metrics.messages_received.labels("heartbeat_duplicate")
+        self._clock = CoarseClock()
+
+    async def run(self) -> None:
+        """Until cancelled: the counts into /metrics, every second and at the end."""
+        try:
+            while True:
+                await asyncio.sleep(_COUNTS_EVERY_S)
+                self._flush_counts()
+        finally:
+            self._flush_counts()
+
+    def _flush_counts(self) -> None:
+        for kind, count in self._counts.items():
+            if count:
+                self._received[kind].inc(count)
+                self._counts[kind] = 0
 
     def handle(self, tg: asyncio.TaskGroup, topic: str, payload: bytes) -> None:
         """One message as read from the socket (synchronous: nothing here waits)."""
-        received_at = datetime.now(UTC)
+        received_at = self._clock.now()
         try:
             parsed = parse_topic(topic)
         except BadTopic as exc:
@@ -74,9 +94,9 @@ class TelemetryIntake:
                 topic=topic, device_id=None, reason="bad_topic", detail=exc.why, payload=payload
             )
             return
-        if parsed.kind in (MessageKind.ACK, MessageKind.ALARM):
+        if parsed.kind not in _TELEMETRY:
             return  # our own acknowledgements; alarms come on their own session
-        self._received[parsed.kind].inc()
+        self._counts[parsed.kind] += 1
         try:
             body = decode(parsed.kind, payload)
         except Rejection as exc:

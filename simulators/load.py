@@ -2,8 +2,10 @@
 
 Cheap by construction: each device's PUBLISH header and payload template are serialised once;
 every 10 ms tick builds the due packets by byte concatenation and hands each connection one
-write. `--workers K` runs K publisher processes, each with its share of devices and rate.
-The achieved rate is printed every second and at the end.
+write. `--workers K` runs K publisher processes, each with its share of devices and rate
+(`LoadWorkers`, which the system benchmark drives too). The achieved rate is printed every
+second and at the end. A rate above what the publishers and the broker can take publishes as
+fast as they take it: the writes wait while the socket's buffer is full.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from core.mqtt_url import BrokerAddress
 from core.protocol import MessageKind, topic_for
 
 TICK_S = 0.01
+_MAX_PER_TICK = 5000  # a rate the publisher cannot reach never builds a backlog of packets
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class LoadOptions:
     workers: int = 1
     prefix: str = "load"
     first_device: int = 0
+    interval_s: int = 60  # what the heartbeats say
 
 
 class _Templates:
@@ -53,8 +57,8 @@ class _Templates:
         self.first = bytes([PUBLISH | (options.qos << 1)])
         self.qos = options.qos
         self.tail = (
-            b',"interval_s":60,"power":"mains","battery_pct":90,"signal_dbm":-70,'
-            b'"network":"4g","firmware":"load-1.0"}'
+            b',"interval_s":%d,"power":"mains","battery_pct":90,"signal_dbm":-70,'
+            b'"network":"4g","firmware":"load-1.0"}' % options.interval_s
         )
 
     def packet(self, device: int, seq: int, ts: bytes, packet_id: int) -> bytes:
@@ -78,7 +82,7 @@ async def _publish(options: LoadOptions, sent: Synchronized[int], acked: Synchro
     count, device, seq, packet_id = 0, 0, 0, 0
     try:
         while (now := time.monotonic()) - start < options.duration_s:
-            due = int(options.rate * (now - start)) - count
+            due = min(_MAX_PER_TICK, int(options.rate * (now - start)) - count)
             ts = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode()
             batches: list[list[bytes]] = [[] for _ in conns]
             for n in range(max(0, due)):
@@ -115,56 +119,91 @@ class LoadResult:
     failed_workers: list[str]
 
 
+class LoadWorkers:
+    """The publisher processes of one load: `start()`, read `sent` and `acked`, `join()`."""
+
+    def __init__(self, options: LoadOptions) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        share = options.devices // options.workers
+        self._counters = [(ctx.Value("q", 0), ctx.Value("q", 0)) for _ in range(options.workers)]
+        parts = [
+            replace(
+                options,
+                rate=options.rate / options.workers,
+                devices=share,
+                first_device=options.first_device + w * share,
+                workers=1,
+            )
+            for w in range(options.workers)
+        ]
+        self._procs = [
+            ctx.Process(target=_worker, args=(part, *pair), name=f"load-{w}", daemon=True)
+            for w, (part, pair) in enumerate(zip(parts, self._counters, strict=True))
+        ]
+
+    def start(self) -> None:
+        for proc in self._procs:
+            proc.start()
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self._procs if p.pid is not None]
+
+    @property
+    def running(self) -> bool:
+        return any(p.is_alive() for p in self._procs)
+
+    @property
+    def sent(self) -> int:
+        return sum(s.value for s, _ in self._counters)
+
+    @property
+    def acked(self) -> int:
+        return sum(a.value for _, a in self._counters)
+
+    def join(self) -> list[str]:
+        """Wait for every worker; the names of those that failed."""
+        for proc in self._procs:
+            proc.join()
+        return [p.name for p in self._procs if p.exitcode != 0]
+
+    def stop(self) -> None:
+        for proc in self._procs:
+            if proc.is_alive():
+                proc.terminate()
+        self.join()
+
+
 async def run_load(options: LoadOptions) -> LoadResult:
     """Publish for `duration_s`, printing the achieved rate each second and at the end."""
-    ctx = multiprocessing.get_context("spawn")
-    share = options.devices // options.workers
-    counters = [(ctx.Value("q", 0), ctx.Value("q", 0)) for _ in range(options.workers)]
-    parts = [
-        replace(
-            options,
-            rate=options.rate / options.workers,
-            devices=share,
-            first_device=w * share,
-            workers=1,
-        )
-        for w in range(options.workers)
-    ]
-    procs = [
-        ctx.Process(target=_worker, args=(part, *pair), name=f"load-{w}", daemon=True)
-        for w, (part, pair) in enumerate(zip(parts, counters, strict=True))
-    ]
+    workers = LoadWorkers(options)
     print(
         f"load: {options.rate:g} heartbeats/s target, {options.devices} device ids, "
         f"{options.workers} worker(s) x {options.connections} connection(s), QoS {options.qos}",
         file=sys.stderr,
         flush=True,
     )
-    for proc in procs:
-        proc.start()
+    workers.start()
     start = last_at = time.monotonic()
     last = 0
-    while any(p.is_alive() for p in procs):
+    while workers.running:
         await asyncio.sleep(1)
-        now, total = time.monotonic(), sum(s.value for s, _ in counters)
-        acks = sum(a.value for _, a in counters)
+        now, total = time.monotonic(), workers.sent
         print(
             f"load: {total - last:.0f} msg in {now - last_at:.2f} s = "
-            f"{(total - last) / (now - last_at):.0f} msg/s (sent {total}, acked {acks})",
+            f"{(total - last) / (now - last_at):.0f} msg/s (sent {total}, acked {workers.acked})",
             file=sys.stderr,
             flush=True,
         )
         last, last_at = total, now
-    for proc in procs:
-        proc.join()
-    total, acks = sum(s.value for s, _ in counters), sum(a.value for _, a in counters)
+    failed = workers.join()
+    total, acks = workers.sent, workers.acked
     elapsed = min(time.monotonic() - start, options.duration_s) or 1
     print(
         f"load: done: sent {total} heartbeats in {options.duration_s:g} s = "
         f"{total / elapsed:.0f} msg/s achieved (target {options.rate:g}); acked {acks}",
         flush=True,
     )
-    failed = [p.name for p in procs if p.exitcode != 0]
     if failed:
         print(f"load: worker(s) failed: {failed}", file=sys.stderr)
     return LoadResult(total, acks, total / elapsed, failed)

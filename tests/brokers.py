@@ -81,6 +81,11 @@ class PrivateBroker:
         return parse_mqtt_url(self.url)
 
     @property
+    def pid(self) -> int:
+        assert self._process is not None, "not running"
+        return self._process.pid
+
+    @property
     def config_dir(self) -> Path:
         return self._dir
 
@@ -96,6 +101,7 @@ class PrivateBroker:
             "log_type error",
             "log_type warning",
             "max_queued_messages 100000",
+            "max_inflight_messages 0",  # as docs/OPERATIONS.md says to run it
             self._tls_listener(),
             self._extra_config,
         ]

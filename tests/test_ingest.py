@@ -227,3 +227,26 @@ async def test_a_burst_from_devices_the_ingest_has_not_heard_of_yet_is_all_store
     await wait_for(stored, what="every heartbeat of the burst stored")
     dropped = service.metrics.write_dropped.labels("heartbeats", "lookups_busy")._value.get()
     assert dropped == 0
+
+
+async def test_heartbeat_text_is_stored_exactly_as_sent(
+    service: Service, devices: Devices, mqtt: Mqtt
+) -> None:
+    """Backslashes, tabs and newlines in a device's text survive the batch write unchanged."""
+    device_id = (await devices.register())["device_id"]
+    msg_id = "a\\b\tc\nd\re\\N"
+    peripherals = [{"id": "p\t1\\", "kind": "pendant é", "battery_pct": None, "last_seen_s": 3}]
+    await mqtt.publish(
+        topic(device_id, "heartbeat"),
+        heartbeat(msg_id=msg_id, firmware="fw\\2\t", peripherals=peripherals),
+    )
+
+    async def stored() -> tuple[Any, ...] | None:
+        async with service.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT msg_id, firmware, peripherals FROM heartbeats WHERE device_id = %s",
+                [device_id],
+            )
+            return await cur.fetchone()
+
+    assert await wait_for(stored, what="the heartbeat stored") == (msg_id, "fw\\2\t", peripherals)
