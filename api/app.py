@@ -8,6 +8,7 @@ from api.auth_limit import FailedAuthLimiter
 from api.console import mount_console
 from api.context import ApiContext
 from api.errors import install_error_handlers
+from api.list_cache import ListCache
 from api.routes import (
     alarms,
     alerts,
@@ -34,6 +35,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app = FastAPI(title="Telecare monitoring API", version="1")
     app.state.context = context
     app.state.database_probes = health.DatabaseProbes(context.pool)
+    app.state.lists = ListCache(context.events)
     app.state.auth_limiter = FailedAuthLimiter(
         burst=context.settings.auth_failures_burst,
         per_minute=context.settings.auth_failures_per_minute,

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from api.event_hub import EventHub
+from api.token_cache import TokenCache
 from core.db import Pool
 from core.metrics import Metrics
 from core.settings import Settings
@@ -23,3 +24,5 @@ class ApiContext:
     events: EventHub
     # Where device passwords are enforced (TELECARE_BROKER_CREDENTIALS).
     credentials: BrokerCredentials = field(default_factory=NoBrokerCredentials)
+    # Tokens that authenticated a moment ago (keeps nothing until its `run()` listens).
+    tokens: TokenCache = field(default_factory=TokenCache)

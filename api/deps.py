@@ -6,12 +6,13 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.auth_limit import FailedAuthLimiter
 from api.context import ApiContext
-from api.tokens import Principal, Role, authenticate
+from api.list_cache import ListCache
+from api.tokens import Principal, Role, authenticate, token_digest
 from core.db import Pool
 from core.metrics import Metrics
 from devices.credentials import BrokerCredentials
@@ -44,7 +45,18 @@ async def get_credentials(
     return context.credentials
 
 
+async def get_lists(request: Request) -> ListCache:
+    lists: ListCache = request.app.state.lists
+    return lists
+
+
+def json_response(body: str | bytes) -> Response:
+    """An answer serialised by the route itself (for one kept as it was sent)."""
+    return Response(content=body, media_type="application/json")
+
+
 ContextDep = Annotated[ApiContext, Depends(get_context)]
+ListsDep = Annotated[ListCache, Depends(get_lists)]
 PoolDep = Annotated[Pool, Depends(get_pool)]
 CredentialsDep = Annotated[BrokerCredentials, Depends(get_credentials)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
@@ -61,7 +73,9 @@ async def get_principal(
     metrics: MetricsDep,
     limiter: Annotated[FailedAuthLimiter, Depends(_limiter)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    context: ContextDep,
 ) -> Principal:
+    tokens = context.tokens
     if credentials is None:
         metrics.auth_failures.labels("missing").inc()
         raise HTTPException(
@@ -78,8 +92,11 @@ async def get_principal(
             f"too many failed authentications from this address: retry in {wait_s} s",
             headers={"Retry-After": str(wait_s)},
         )
-    principal = await authenticate(pool, credentials.credentials)
-    if principal is None:
+    digest = token_digest(credentials.credentials)
+    principal = tokens.get(digest) or await authenticate(pool, credentials.credentials)
+    if principal is not None:
+        tokens.put(digest, principal)
+    else:
         limiter.failed(address)
         metrics.auth_failures.labels("invalid").inc()
         log.warning("authentication failed client=%s", address)

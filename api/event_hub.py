@@ -5,6 +5,9 @@ result to every subscriber in event-id order (commit order, migration 0005). The
 table is the record and the notifications only make delivery fast: a subscriber that falls
 behind, and every subscriber after the LISTEN connection was (re)made, is told to catch up
 from the table, so nothing is lost in either case.
+
+It also counts the changes of each kind (`generation`), so that an answer computed from the
+alerts (or the alarms) can be reused until one of them changes (api/list_cache.py).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from enum import Enum
 
 from api.change_feed import StreamEvent, with_items
 from core.db import Pool
-from core.events import EVENTS_CHANNEL, ChangeEvent, parse_event
+from core.events import EVENTS_CHANNEL, ChangeEvent, EventKind, parse_event
 from core.metrics import Metrics
 from core.notifications import follow
 
@@ -95,7 +98,16 @@ class EventHub:
         self._subscribers: set[Subscription] = set()
         self._incoming: asyncio.Queue[ChangeEvent | _Reconnected] = asyncio.Queue()
         self._closed = False
+        self._generations: dict[EventKind, int] = {"alert": 0, "alarm": 0}
         self.listening = asyncio.Event()
+
+    def generation(self, kind: EventKind) -> int | None:
+        """How many `kind` changes were heard of; None while they may not be heard of."""
+        return self._generations[kind] if self.listening.is_set() else None
+
+    def changed(self, kind: EventKind) -> None:
+        """This process changed an item of `kind` (before its notification comes back)."""
+        self._generations[kind] += 1
 
     @contextmanager
     def subscribe(self) -> Iterator[Subscription]:
@@ -124,15 +136,20 @@ class EventHub:
                     EVENTS_CHANNEL,
                     self._notified,
                     on_connected=self._connected,
+                    on_lost=self.listening.clear,
                 ),
                 name="api.events.listen",
             )
             tg.create_task(self._publish(), name="api.events.publish")
 
     async def _notified(self, payload: str) -> None:
-        self._incoming.put_nowait(parse_event(payload))
+        event = parse_event(payload)
+        self._generations[event.kind] += 1
+        self._incoming.put_nowait(event)
 
     async def _connected(self) -> None:
+        for kind in self._generations:  # changes may have been missed meanwhile
+            self._generations[kind] += 1
         self._incoming.put_nowait(_Reconnected())
         self.listening.set()
 
@@ -153,12 +170,12 @@ class EventHub:
             if isinstance(entry, ChangeEvent):
                 run.append(entry)
                 continue
-            if run:
+            if run and self._subscribers:  # with no stream open, nothing to read
                 events = await with_items(self._pool, run)
                 behind = sum(not s.offer(events) for s in self._subscribers)
                 if behind:
                     self._metrics.event_stream_catch_ups.labels("slow_client").inc(behind)
-                run = []
+            run = []
             if isinstance(entry, _Reconnected):
                 self._catch_up_all("listen_connected")
 

@@ -3,6 +3,7 @@
 A token reads `tc_{id}_{secret}`: the id finds the row, then the stored hash is compared in
 constant time (`hmac.compare_digest`), so no lookup by secret leaks timing. Tokens are named,
 revocable and remember their last use (written at most once a minute, not per request).
+Each API process remembers a token that authenticated for a few seconds (api/token_cache.py).
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ from psycopg.rows import class_row
 from core import audit
 from core.audit import Actor
 from core.db import Pool
+from core.notifications import notify
 from core.text import storable_text_problem
 
 TOKEN_PREFIX = "tc_"  # noqa: S105 - a prefix that makes leaked tokens recognisable
+# Notified with the token id when a token is revoked: API processes forget it at once.
+TOKEN_REVOKED = "telecare_token_revoked"  # noqa: S105 - a channel name, not a secret
 
 
 class Role(StrEnum):
@@ -71,11 +75,12 @@ class TokenAlreadyRevoked(ValueError):
 _COLUMNS = "id, name, role, created_at, last_used_at, revoked_at"
 
 
-def _digest(token: str) -> str:
+def token_digest(token: str) -> str:
+    """What is stored of a token (and what the API's TokenCache remembers it by)."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-_NO_TOKEN = _digest("")  # what an unknown id is compared with
+_NO_TOKEN = token_digest("")  # what an unknown id is compared with
 
 
 def _parse(token: str) -> int | None:
@@ -98,7 +103,7 @@ async def issue_token(pool: Pool, *, role: Role, name: str, actor: Actor) -> New
             await typed.execute(
                 f"INSERT INTO api_tokens (id, name, role, token_hash) VALUES (%s, %s, %s, %s)"  # noqa: S608 - constant SQL
                 f" RETURNING {_COLUMNS}",
-                [row[0], name, role.value, _digest(token)],
+                [row[0], name, role.value, token_digest(token)],
             )
             record = await typed.fetchone()
         assert record is not None
@@ -146,6 +151,7 @@ async def revoke_token(pool: Pool, token_id: int, *, actor: Actor) -> TokenRecor
             )
             record = await typed.fetchone()
         assert record is not None
+        await notify(conn, TOKEN_REVOKED, str(token_id))  # delivered on commit
         await audit.record(
             conn, actor, action="token.revoke", target_type="token", target_id=str(token_id)
         )
@@ -165,7 +171,7 @@ async def authenticate(pool: Pool, token: str) -> Principal | None:
         )
         row = await cur.fetchone()
         # Compared even when no such token exists, so the answer takes as long either way.
-        matches = hmac.compare_digest(row[2] if row else _NO_TOKEN, _digest(token))
+        matches = hmac.compare_digest(row[2] if row else _NO_TOKEN, token_digest(token))
         if row is None or not matches:
             return None
         if row[3]:

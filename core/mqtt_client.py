@@ -24,7 +24,7 @@ from core.mqtt_url import BrokerAddress
 
 OnMessage = Callable[[str, bytes], None]
 
-_PACKETS_PER_TURN = 256  # a few milliseconds of handling between turns of the event loop
+_PACKETS_PER_TURN = 64  # a millisecond or two of handling between turns of the event loop
 
 
 class MqttError(Exception):

@@ -27,11 +27,12 @@ async def follow(
     on_payload: Callable[[str], Awaitable[None]],
     *,
     on_connected: Callable[[], Awaitable[None]],
+    on_lost: Callable[[], None] | None = None,
 ) -> None:
     """Deliver each notification on `channel` to `on_payload`, forever, reconnecting as needed.
 
     `on_connected` runs after every (re)connection, once LISTEN is in place, so the caller can
-    reload whatever it may have missed while disconnected.
+    reload whatever it may have missed while disconnected; `on_lost` when the connection goes.
     """
     attempt = 0
     while True:
@@ -45,6 +46,8 @@ async def follow(
                         "notification handler failed channel=%s payload=%s", channel, payload
                     )
         except (psycopg.OperationalError, OSError) as exc:
+            if on_lost is not None:
+                on_lost()
             attempt += 1
             delay = backoff_delay(attempt)
             log.warning(

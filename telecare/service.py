@@ -17,6 +17,7 @@ from alerts.feed import feed_from_mqtt
 from api.app import create_app, create_operations_app
 from api.context import ApiContext
 from api.event_hub import EventHub
+from api.token_cache import TokenCache
 from core.db import Pool, open_pool
 from core.metrics import Metrics
 from core.migrations.runner import upgrade
@@ -45,6 +46,7 @@ class Service:
         self.engine: AlertEngine | None = None
         self.dynsec: DynsecCredentials | None = None
         self.events: EventHub | None = None
+        self.tokens = TokenCache()  # runs (and so remembers tokens) in the API role only
         self._server: uvicorn.Server | None = None
         self._feed_connected = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -137,12 +139,15 @@ class Service:
         events = self.events or EventHub(self.settings.database_url, self.pool, self.metrics)
         if self.events is not None:
             readiness["event_stream"] = events.listening.is_set
-        return ApiContext(self.settings, self.pool, self.metrics, readiness, events, credentials)
+        return ApiContext(
+            self.settings, self.pool, self.metrics, readiness, events, credentials, self.tokens
+        )
 
     async def _start_api(self, tg: asyncio.TaskGroup) -> None:
         credentials = self._broker_credentials(tg)
         self.events = events = EventHub(self.settings.database_url, self.pool, self.metrics)
         self._spawn(tg, events.run(), "api.events")
+        self._spawn(tg, self.tokens.run(self.settings.database_url), "api.token_cache")
         await self._serve(tg, create_app(self._context(credentials)))
 
     async def _serve(self, tg: asyncio.TaskGroup, app: FastAPI) -> None:

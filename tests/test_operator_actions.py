@@ -92,3 +92,28 @@ async def test_unknown_ids_are_404_and_technicians_may_not_act(
     alarm_id = await _stored_alarm(admin, mqtt, (await devices.register())["device_id"])
     assert (await technician.post(f"/alarms/{alarm_id}/ack")).status_code == 403
     assert (await technician.get(f"/alarms/{alarm_id}")).status_code == 200
+
+
+async def test_the_queue_lists_show_every_change_though_answers_are_kept(
+    service: Service,
+    admin: httpx.AsyncClient,
+    operator: httpx.AsyncClient,
+    devices: Devices,
+    mqtt: Mqtt,
+) -> None:
+    """The open alarms list is answered from memory between changes: a new alarm (heard of by
+    notification) and an acknowledgement (made by this caller) each show at once."""
+    device_id = (await devices.register())["device_id"]
+    params = {"state": "open", "device_id": device_id}
+    assert (await operator.get("/alarms", params=params)).json()["items"] == []
+    assert (await operator.get("/alarms", params=params)).json()["items"] == []  # kept
+
+    alarm_id = await _stored_alarm(admin, mqtt, device_id)
+
+    async def listed_open() -> list[object]:
+        items: list[object] = (await operator.get("/alarms", params=params)).json()["items"]
+        return items
+
+    await wait_for(listed_open, what="the new alarm in the kept list")
+    assert (await operator.post(f"/alarms/{alarm_id}/ack")).status_code == 200
+    assert (await operator.get("/alarms", params=params)).json()["items"] == []

@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from api.tokens import Role, create_token
+from api.tokens import Role, create_token, revoke_token
+from core.audit import CLI
 from telecare.service import Service
-from tests.support import Devices
+from tests.support import Devices, wait_for
 
 
 async def test_admin_issues_lists_and_revokes_tokens(
@@ -131,3 +132,19 @@ async def test_audit_log_names_who_did_what_and_filters(
     typed = (await admin.get("/audit", params=params)).json()["items"]
     assert typed and {(e["actor_role"], e["target_type"]) for e in typed} == {("admin", "token")}
     assert "test-admin" in {e["details"]["name"] for e in typed}
+
+
+async def test_a_token_revoked_elsewhere_stops_working_at_once(service: Service) -> None:
+    """A token the API remembers is forgotten as soon as any process revokes it."""
+    token = await create_token(service.pool, role=Role.OPERATOR, name="revoked-elsewhere")
+    token_id = int(token.split("_")[1])
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=f"{service.api_url}/api/v1", headers=headers) as api:
+        assert (await api.get("/devices")).status_code == 200
+        assert len(service.tokens) > 0, "remembered"
+        await revoke_token(service.pool, token_id, actor=CLI)  # as another process would
+
+        async def refused() -> bool:
+            return (await api.get("/devices")).status_code == 401
+
+        await wait_for(refused, within_s=2, what="the revoked token refused")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 
 from alerts.alarms import get_alarm, list_alarms
-from api.deps import AnyRole, PoolDep
+from api.deps import AnyRole, ListsDep, PoolDep, json_response
 from api.filters import SinceQuery
 from api.items import alarm_public
 from api.pagination import CursorQuery, LimitQuery, Page, decode_id_cursor, page
@@ -20,9 +20,11 @@ router = APIRouter(prefix="/alarms", tags=["alarms"])
 AlarmState = Literal["open", "acknowledged", "resolved"]
 
 
-@router.get("")
+@router.get("", response_model=Page[AlarmPublic])
 async def list_(
+    request: Request,
     pool: PoolDep,
+    lists: ListsDep,
     _: AnyRole,
     limit: LimitQuery = 100,
     cursor: CursorQuery = None,
@@ -31,18 +33,23 @@ async def list_(
     device_id: str | None = None,
     event: AlarmEvent | None = None,
     severity: Severity | None = None,
-) -> Page[AlarmPublic]:
-    rows = await list_alarms(
-        pool,
-        limit=limit + 1,
-        before_id=decode_id_cursor(cursor),
-        since=since,
-        state=state,
-        device_id=device_id,
-        event=event.value if event else None,
-        severity=severity,
-    )
-    return page(rows, limit, item=alarm_public, key=lambda a: a.id)
+) -> Response:
+    before_id = decode_id_cursor(cursor)  # a bad cursor: 422 before anything else
+
+    async def compute() -> bytes:
+        rows = await list_alarms(
+            pool,
+            limit=limit + 1,
+            before_id=before_id,
+            since=since,
+            state=state,
+            device_id=device_id,
+            event=event.value if event else None,
+            severity=severity,
+        )
+        return page(rows, limit, item=alarm_public, key=lambda a: a.id).model_dump_json().encode()
+
+    return json_response(await lists.answer("alarm", request.url.query, compute))
 
 
 add_item_routes(router, "alarm", get=get_alarm, public=alarm_public, response_model=AlarmPublic)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 
 from alerts.queries import get_alert, list_alerts
 from alerts.types import AlertType
-from api.deps import AnyRole, PoolDep
+from api.deps import AnyRole, ListsDep, PoolDep, json_response
 from api.filters import SinceQuery
 from api.items import alert_public
 from api.pagination import CursorQuery, LimitQuery, Page, decode_id_cursor, page
@@ -21,9 +21,11 @@ router = APIRouter(prefix="/alerts", tags=["alerts"])
 AlertState = Literal["open", "acknowledged", "resolved"]
 
 
-@router.get("")
+@router.get("", response_model=Page[AlertPublic])
 async def list_(
+    request: Request,
     pool: PoolDep,
+    lists: ListsDep,
     _: AnyRole,
     limit: LimitQuery = 100,
     cursor: CursorQuery = None,
@@ -38,20 +40,25 @@ async def list_(
     top_level: Annotated[
         bool, Query(description="leave out alerts grouped under an area_outage")
     ] = False,
-) -> Page[AlertPublic]:
-    rows = await list_alerts(
-        pool,
-        limit=limit + 1,
-        before_id=decode_id_cursor(cursor),
-        since=since,
-        state=state,
-        type=type_.value if type_ else None,
-        device_id=device_id,
-        severity=severity,
-        group_id=group_id,
-        top_level=top_level,
-    )
-    return page(rows, limit, item=alert_public, key=lambda a: a.id)
+) -> Response:
+    before_id = decode_id_cursor(cursor)  # a bad cursor: 422 before anything else
+
+    async def compute() -> bytes:
+        rows = await list_alerts(
+            pool,
+            limit=limit + 1,
+            before_id=before_id,
+            since=since,
+            state=state,
+            type=type_.value if type_ else None,
+            device_id=device_id,
+            severity=severity,
+            group_id=group_id,
+            top_level=top_level,
+        )
+        return page(rows, limit, item=alert_public, key=lambda a: a.id).model_dump_json().encode()
+
+    return json_response(await lists.answer("alert", request.url.query, compute))
 
 
 add_item_routes(router, "alert", get=get_alert, public=alert_public, response_model=AlertPublic)

@@ -10,7 +10,8 @@ from pydantic import BaseModel
 
 from alerts.errors import InvalidTransition, ItemNotFound
 from alerts.operator_actions import Action, Kind, act
-from api.deps import AnyRole, OperatorRole, PoolDep
+from api.context import ApiContext
+from api.deps import AnyRole, ContextDep, OperatorRole, PoolDep
 from api.schemas import Note
 from api.validation import RowId
 from core.db import Pool
@@ -39,8 +40,13 @@ def add_item_routes(
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
 
     async def apply(
-        pool: Pool, item_id: int, action: Action, actor: OperatorRole, body: ActionBody | None
+        context: ApiContext,
+        item_id: int,
+        action: Action,
+        actor: OperatorRole,
+        body: ActionBody | None,
     ) -> BaseModel:
+        pool = context.pool
         try:
             await act(
                 pool, kind, item_id, action, actor=actor.actor, note=body.note if body else None
@@ -49,20 +55,21 @@ def add_item_routes(
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
         except InvalidTransition as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        context.events.changed(kind)  # this caller's next list shows it, notified or not yet
         return await read_one(pool, item_id)
 
     async def read(item_id: RowId, pool: PoolDep, _: AnyRole) -> Any:
         return await read_one(pool, item_id)
 
     async def acknowledge(
-        item_id: RowId, pool: PoolDep, principal: OperatorRole, body: ActionBody | None = None
+        item_id: RowId, context: ContextDep, principal: OperatorRole, body: ActionBody | None = None
     ) -> Any:
-        return await apply(pool, item_id, "acknowledged", principal, body)
+        return await apply(context, item_id, "acknowledged", principal, body)
 
     async def resolve(
-        item_id: RowId, pool: PoolDep, principal: OperatorRole, body: ActionBody | None = None
+        item_id: RowId, context: ContextDep, principal: OperatorRole, body: ActionBody | None = None
     ) -> Any:
-        return await apply(pool, item_id, "resolved", principal, body)
+        return await apply(context, item_id, "resolved", principal, body)
 
     routes = (
         ("/{item_id}", read, "GET", f"Read one {kind}"),

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, status
 from pydantic import BaseModel, Field, StringConstraints
 
-from api.deps import AdminRole, PoolDep
+from api.deps import AdminRole, ContextDep, PoolDep
 from api.pagination import CursorQuery, LimitQuery, Page, decode_id_cursor, page
 from api.tokens import Role, TokenRecord, issue_token, list_tokens, revoke_token
 from api.validation import RowId
@@ -55,6 +55,8 @@ async def list_(
 
 
 @router.delete("/{token_id}")
-async def revoke(token_id: RowId, pool: PoolDep, principal: AdminRole) -> TokenRecord:
+async def revoke(token_id: RowId, context: ContextDep, principal: AdminRole) -> TokenRecord:
     """Revoke: the token stops working at once; revoking it again is 409."""
-    return await revoke_token(pool, token_id, actor=principal.actor)
+    record = await revoke_token(context.pool, token_id, actor=principal.actor)
+    context.tokens.revoked(token_id)  # here before the notification reaches every process
+    return record
