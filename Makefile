@@ -1,5 +1,5 @@
 # The two commands of the README. Both run the idempotent set-up first.
-.PHONY: demo test setup lint bench-registry bench-alerts reliability fuzz
+.PHONY: demo test setup lint bench bench-registry bench-alerts reliability fuzz
 
 setup:
 	bash scripts/setup.sh
@@ -15,6 +15,12 @@ test: setup
 
 lint:
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
+
+# The whole system at the UK fleet's size on this machine (BENCHMARKS.md): ingest against the
+# raw ceiling, the alarm path, the API under load, storage. About 15 minutes.
+# BENCH_ARGS="--profile build/profiles" adds py-spy profiles; --help lists the options.
+bench: setup
+	.venv/bin/python -m tests.bench_system $(BENCH_ARGS)
 
 # Registry figures (imports with and without broker credentials, lists on a large fleet).
 bench-registry: setup

@@ -29,7 +29,14 @@ def parse_metrics(text: str) -> dict[str, float]:
 
 
 class ServiceProcess:
-    def __init__(self, env: dict[str, str], log_path: Path, roles: str = "ingest,alerts,api"):
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        roles: str = "ingest,alerts,api",
+        *,
+        tree: Path | None = None,  # another checkout's code (a benchmark's "before")
+    ):
         self.port = free_port()
         self._env = {
             **os.environ,
@@ -39,6 +46,7 @@ class ServiceProcess:
         }
         self._log_path = log_path
         self._roles = roles
+        self._tree = tree
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -68,6 +76,7 @@ class ServiceProcess:
             return subprocess.Popen(
                 [sys.executable, "-m", "telecare", "run", "--only", self._roles],
                 env=self._env,
+                cwd=self._tree,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

@@ -1,0 +1,622 @@
+"""`make bench`: the whole system on this machine at the size of the UK's telecare fleet.
+Figures are printed (and written as JSON under build/bench/), never asserted.
+
+On a private Mosquitto and a database of its own (dropped at the end), with `telecare run`
+processes as they are deployed (`--only ingest,alerts` and `--only api`) and a registry of
+--devices devices (1.8 M: everyone in the UK with telecare):
+
+1. **raw ceiling**: the load publishers (simulators.load, QoS 1) as fast as they go, and a
+   subscriber that only counts (tests/bench_system_mqtt.py): messages per second delivered.
+2. **ingest at saturation**: the same publishers with the service instead of the counter:
+   heartbeats per second committed in the database, sustained over --window-s, and its ratio to
+   the raw ceiling.
+3. **ingest at the target rate** (--rate, 15,000/s: 1.8 M devices at a 2-minute interval) over
+   --window-s, with alarms raised meanwhile (tests/bench_system_alarms.py): publish to
+   `accepted` ack, and publish to the alarm on the event stream.
+4. **API under load**, still ingesting at the target rate: the console's hot requests with
+   --api-clients concurrent clients (wrk; tests/bench_system_api.py).
+5. **storage**: bytes per heartbeat on disk with indexes; one device's last 30 days read back
+   (tests/bench_system_storage.py).
+
+Committed heartbeats are counted by the database itself (`count(*)` at the start and the end of
+each window); the cores each part used in each window are read from /proc.
+
+    .venv/bin/python -m tests.bench_system [--devices 1800000] [--rate 15000] [--window-s 60]
+        [--tree DIR]  # run the service from another checkout (a "before"), same benchmark
+        [--profile DIR]  # py-spy profiles of the service processes in phase 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from core.mqtt_url import parse_mqtt_url
+from simulators.load import LoadOptions, LoadWorkers
+from tests.bench_system_alarms import AlarmProbes, watch_alarm_events
+from tests.bench_system_api import HOT_REQUESTS, ApiFigures, hammer
+from tests.bench_system_cpu import CpuMeter, named
+from tests.bench_system_db import (
+    INTERVAL_S,
+    PREFIX,
+    device_id,
+    heartbeat_count,
+    insert_fleet,
+    set_chunk_interval,
+)
+from tests.bench_system_mqtt import RawSubscriber
+from tests.bench_system_storage import (
+    StorageFigures,
+    measure_size,
+    query_month,
+    seed_history,
+)
+from tests.brokers import PrivateBroker
+from tests.conftest import ADMIN_URL
+from tests.databases import create_database, drop_database
+from tests.service_process import ServiceProcess
+
+ROOT = Path(__file__).resolve().parent.parent
+STARTED = time.perf_counter()
+FLAT_OUT = 10_000_000  # heartbeats/s asked of the publishers: as fast as they go
+
+
+def say(message: str) -> None:
+    print(f"  [{time.perf_counter() - STARTED:6.0f} s] {message}", flush=True)
+
+
+@dataclass
+class Throughput:
+    what: str
+    published_per_s: float  # PUBACKed by the broker
+    delivered_per_s: float  # counted by the raw subscriber, or committed in the database
+    window_s: float
+    slowest_5s: float
+    fastest_5s: float
+    cpu: dict[str, float]
+    machine_cores: float
+
+
+@dataclass
+class Percentiles:
+    samples: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+
+    @classmethod
+    def of(cls, values: list[float]) -> Percentiles:
+        if not values:
+            return cls(0, float("nan"), float("nan"), float("nan"))
+        ordered = sorted(values)
+        p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+        return cls(len(ordered), statistics.median(ordered), p99, ordered[-1])
+
+
+@dataclass
+class Results:
+    started_at: str
+    commit: str
+    devices: int
+    rate: float
+    broker_inflight: int
+    ceiling: Throughput | None = None
+    saturated: Throughput | None = None
+    target: Throughput | None = None
+    alarm_ack: Percentiles | None = None
+    alarm_stream: Percentiles | None = None
+    alarms_not_accepted: int = 0
+    api: list[ApiFigures] = field(default_factory=list)
+    ingest_during_api: Throughput | None = None
+    storage: StorageFigures | None = None
+
+
+# --- the system under test ---
+
+
+def _git_commit(tree: Path) -> str:
+    done = subprocess.run(
+        ["git", "describe", "--always", "--dirty"],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.strip() or "unknown"
+
+
+# --- measuring a window ---
+
+
+async def _sustained(
+    what: str,
+    publishers: LoadWorkers,
+    count: Callable[[], Awaitable[int]],
+    cpu: CpuMeter,
+    *,
+    warmup_s: float,
+    window_s: float,
+) -> Throughput:
+    """After `warmup_s`, the count's growth over `window_s` (and every 5 s of it)."""
+    await asyncio.sleep(warmup_s)
+    first, sent_first, t_first = await count(), publishers.sent, time.monotonic()
+    cpu.start()
+    steps: list[float] = []
+    last, t_last = first, t_first
+    while (now := time.monotonic()) - t_first < window_s - 0.01:
+        await asyncio.sleep(min(5.0, window_s - (now - t_first)))
+        got, t_got = await count(), time.monotonic()
+        steps.append((got - last) / (t_got - t_last))
+        say(
+            f"{what}: {steps[-1]:,.0f}/s over the last {t_got - t_last:.0f} s"
+            f" (published {publishers.sent:,})"
+        )
+        last, t_last = got, t_got
+    shares = cpu.shares()
+    elapsed = t_last - t_first
+    result = Throughput(
+        what,
+        published_per_s=(publishers.sent - sent_first) / elapsed,
+        delivered_per_s=(last - first) / elapsed,
+        window_s=elapsed,
+        slowest_5s=min(steps),
+        fastest_5s=max(steps),
+        cpu={name: round(cores, 2) for name, cores in shares.cores.items()},
+        machine_cores=round(shares.machine, 2),
+    )
+    say(f"{what}: {result.delivered_per_s:,.0f}/s sustained; cores: {shares.describe()}")
+    return result
+
+
+def _publishers(
+    broker_url: str, options: argparse.Namespace, rate: float, seconds: float
+) -> LoadWorkers:
+    return LoadWorkers(
+        LoadOptions(
+            broker=parse_mqtt_url(broker_url),
+            rate=rate,
+            duration_s=seconds,
+            devices=options.devices - options.silent,
+            qos=1,
+            connections=options.connections,
+            workers=options.publishers,
+            prefix=PREFIX,
+            interval_s=INTERVAL_S,
+        )
+    )
+
+
+class Bench:
+    def __init__(self, options: argparse.Namespace, broker: PrivateBroker, database_url: str):
+        self.options = options
+        self.broker = broker
+        self.database_url = database_url
+        self.tree: Path = options.tree
+        self.logs = Path(options.out)
+        self.results = Results(
+            datetime.now(UTC).isoformat(timespec="seconds"),
+            _git_commit(self.tree),
+            options.devices,
+            options.rate,
+            options.broker_inflight,
+        )
+        self.env = {
+            "TELECARE_DATABASE_URL": database_url,
+            "TELECARE_MQTT_URL": broker.url,
+            "TELECARE_MQTT_CLIENT_ID": "bench-ingest",
+            "TELECARE_LOG_LEVEL": "INFO",
+        }
+        self.ingest = ServiceProcess(
+            self.env, self.logs / "ingest.log", "ingest,alerts", tree=self.tree
+        )
+        self.api = ServiceProcess(self.env, self.logs / "api.log", "api", tree=self.tree)
+        self.cpu_parts = {
+            "ingest+alerts": lambda: [self.ingest.pid] if self.ingest.process else [],
+            "api": lambda: [self.api.pid] if self.api.process else [],
+            "broker": lambda: [self.broker.pid],
+            "postgres": named("postgres"),
+            "publishers": lambda: self._publisher_pids,
+        }
+        self._publisher_pids: list[int] = []
+        self.operator_token = ""
+
+    def _telecare(self, *args: str) -> str:
+        """A `telecare` command of the checkout under test; its standard output."""
+        done = subprocess.run(
+            [sys.executable, "-m", "telecare", *args],
+            cwd=self.tree,
+            env={**os.environ, **self.env},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout
+
+    async def count_committed(self) -> int:
+        return await asyncio.to_thread(heartbeat_count, self.database_url)
+
+    def _load(self, rate: float, seconds: float) -> LoadWorkers:
+        workers = _publishers(self.broker.url, self.options, rate, seconds)
+        workers.start()
+        self._publisher_pids = workers.pids
+        return workers
+
+    async def prepare(self) -> None:
+        say(f"schema ({self.tree})")
+        await asyncio.to_thread(self._telecare, "db", "upgrade")
+        if self.options.chunk_interval:
+            await asyncio.to_thread(
+                set_chunk_interval, self.database_url, self.options.chunk_interval
+            )
+        say(f"registry of {self.options.devices:,} devices")
+        await asyncio.to_thread(
+            insert_fleet, self.database_url, self.options.devices, self.options.silent, say
+        )
+        out = await asyncio.to_thread(
+            self._telecare, "token", "create", "--role", "operator", "--name", "bench"
+        )
+        self.operator_token = out.strip().splitlines()[-1]
+
+    async def raw_ceiling(self) -> None:
+        options = self.options
+        async with RawSubscriber(self.broker.url, "telecare/v1/+/heartbeat") as raw:
+            cpu = CpuMeter(self.cpu_parts | {"raw subscriber": lambda: [raw.pid]})
+
+            async def received() -> int:
+                return raw.received
+
+            workers = self._load(FLAT_OUT, options.warmup_s + options.window_s + 2)
+            try:
+                self.results.ceiling = await _sustained(
+                    "raw ceiling",
+                    workers,
+                    received,
+                    cpu,
+                    warmup_s=options.warmup_s,
+                    window_s=options.window_s,
+                )
+            finally:
+                workers.stop()
+
+    async def start_services(self) -> None:
+        say("starting telecare run --only ingest,alerts and --only api")
+        self.logs.mkdir(parents=True, exist_ok=True)
+        await asyncio.gather(
+            self.ingest.start(ready_within_s=600), self.api.start(ready_within_s=600)
+        )
+        say(f"service ready: ingest {self.ingest.url}, api {self.api.url}")
+
+    async def _drain(self) -> None:
+        """Until the ingest has written what the broker still held for it."""
+        last, quiet_since = -1, time.monotonic()
+        while time.monotonic() - quiet_since < 3:
+            await asyncio.sleep(1)
+            now = await self.count_committed()
+            if now != last:
+                last, quiet_since = now, time.monotonic()
+        say(f"drained: {last:,} heartbeats in the database")
+
+    async def saturated(self) -> None:
+        options = self.options
+        workers = self._load(FLAT_OUT, options.warmup_s + options.window_s + 2)
+        try:
+            self.results.saturated = await _sustained(
+                "ingest at saturation",
+                workers,
+                self.count_committed,
+                CpuMeter(self.cpu_parts),
+                warmup_s=options.warmup_s,
+                window_s=options.window_s,
+            )
+        finally:
+            workers.stop()
+        await self._drain()
+
+    async def target(self) -> None:
+        """The target rate: first ingest and alarms alone, then with the API under load."""
+        options = self.options
+        api_s = options.api_seconds * len(HOT_REQUESTS)
+        seconds = options.warmup_s + options.window_s + api_s + 10
+        workers = self._load(options.rate, seconds)
+        probes_ids = [device_id(n) for n in range(1000, 1000 + options.alarm_probes)]
+        try:
+            async with (
+                AlarmProbes(self.broker.address, probes_ids, options.alarm_rate) as probes,
+                asyncio.TaskGroup() as tg,
+            ):
+                stream = tg.create_task(
+                    watch_alarm_events(self.api.url, self.operator_token, probes.times)
+                )
+                measured = tg.create_task(
+                    _sustained(
+                        "ingest at the target rate",
+                        workers,
+                        self.count_committed,
+                        CpuMeter(self.cpu_parts),
+                        warmup_s=options.warmup_s,
+                        window_s=options.window_s,
+                    )
+                )
+                await asyncio.sleep(options.warmup_s)
+                self._profile(tg, "ingest", self.ingest, options.window_s - 10)
+                await probes.raise_for(options.window_s - 5)
+                self.results.target = await measured
+                await asyncio.sleep(2)  # the last alarms reach the stream
+                stream.cancel()
+                times = probes.times
+                self.results.alarm_ack = Percentiles.of(times.ack_ms())
+                self.results.alarm_stream = Percentiles.of(times.stream_ms())
+                self.results.alarms_not_accepted = len(times.published) - len(times.ack_ms())
+                say(f"alarms: ack {self.results.alarm_ack}, stream {self.results.alarm_stream}")
+            await self._api_under_load(workers)
+        finally:
+            workers.stop()
+        await self._drain()
+
+    def _profile(
+        self, tg: asyncio.TaskGroup, name: str, service: ServiceProcess, seconds: float
+    ) -> asyncio.Task[None] | None:
+        """With --profile: py-spy samples `service` for `seconds` (a folded-stacks file)."""
+        if self.options.profile is None:
+            return None
+        out = Path(self.options.profile)
+        out.mkdir(parents=True, exist_ok=True)
+        return tg.create_task(_py_spy(service.pid, out / f"{name}.folded", seconds))
+
+    async def _api_under_load(self, workers: LoadWorkers) -> None:
+        options = self.options
+        first, t_first, sent_first = await self.count_committed(), time.monotonic(), workers.sent
+        cpu = CpuMeter(self.cpu_parts)
+        cpu.start()
+        async with asyncio.TaskGroup() as tg:
+            self._profile(tg, "api", self.api, options.api_seconds * len(HOT_REQUESTS) - 2)
+            await self._hammer_each()
+        last, elapsed = await self.count_committed(), time.monotonic() - t_first
+        shares = cpu.shares()
+        self.results.ingest_during_api = Throughput(
+            "ingest while the API is under load",
+            published_per_s=(workers.sent - sent_first) / elapsed,
+            delivered_per_s=(last - first) / elapsed,
+            window_s=elapsed,
+            slowest_5s=float("nan"),
+            fastest_5s=float("nan"),
+            cpu={name: round(cores, 2) for name, cores in shares.cores.items()},
+            machine_cores=round(shares.machine, 2),
+        )
+        say(
+            f"ingest during the API phase: {(last - first) / elapsed:,.0f}/s;"
+            f" cores: {shares.describe()}"
+        )
+
+    async def _hammer_each(self) -> None:
+        options = self.options
+        for kind in HOT_REQUESTS:
+            figures = await hammer(
+                self.api.url,
+                self.operator_token,
+                kind,
+                devices=options.devices,
+                connections=options.api_clients,
+                seconds=options.api_seconds,
+            )
+            self.results.api.append(figures)
+            say(
+                f"API {kind.name}: {figures.requests_per_s:,.0f} requests/s, p50"
+                f" {figures.p50_ms:.1f} ms, p99 {figures.p99_ms:.1f} ms, errors {figures.errors},"
+                f" non-2xx {figures.non_2xx}"
+            )
+
+    async def storage(self) -> None:
+        total, rows, interval = await asyncio.to_thread(measure_size, self.database_url)
+        say(f"storage: {total:,} bytes for {rows:,} heartbeats = {total / max(1, rows):.0f} B each")
+        ids = await asyncio.to_thread(seed_history, self.database_url, say)
+        queries = await asyncio.to_thread(
+            query_month, self.database_url, self.api.url, self.operator_token, ids
+        )
+        self.results.storage = StorageFigures(rows, total, interval, queries)
+        for timing in queries:
+            say(
+                f"{timing.what}: {timing.rows:,} rows,"
+                f" p50 {timing.p50_ms:.1f} ms, max {timing.max_ms:.1f} ms"
+            )
+
+    async def stop_services(self) -> None:
+        await asyncio.gather(asyncio.to_thread(self.ingest.stop), asyncio.to_thread(self.api.stop))
+
+
+async def _py_spy(pid: int, out: Path, seconds: float) -> None:
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "py-spy"),
+        "record",
+        "--pid",
+        str(pid),
+        "--duration",
+        str(int(seconds)),
+        "--rate",
+        "200",
+        "--format",
+        "raw",
+        "--output",
+        str(out),
+        "--nonblocking",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    await process.wait()
+    say(f"profile of pid {pid}: {out}")
+
+
+# --- the report ---
+
+
+def report(results: Results) -> str:
+    lines = [
+        f"commit {results.commit}, {results.started_at}, {results.devices:,} devices,"
+        f" target {results.rate:,.0f} heartbeats/s, {os.cpu_count()} cores,"
+        f" broker max_inflight_messages {results.broker_inflight}",
+        "",
+        "| figure | value |",
+        "| --- | ---: |",
+    ]
+
+    def row(name: str, value: str) -> None:
+        lines.append(f"| {name} | {value} |")
+
+    ceiling, saturated, target = results.ceiling, results.saturated, results.target
+    if ceiling:
+        row(
+            "raw ceiling: delivered to a counting subscriber (/s)",
+            f"{ceiling.delivered_per_s:,.0f}",
+        )
+    if saturated:
+        row("ingest at saturation: committed (/s)", f"{saturated.delivered_per_s:,.0f}")
+        if ceiling:
+            row(
+                "ratio to the raw ceiling",
+                f"{saturated.delivered_per_s / ceiling.delivered_per_s:.2f}",
+            )
+    if target:
+        row(
+            f"ingest at the target: committed (/s, {target.window_s:.0f} s)",
+            f"{target.delivered_per_s:,.0f} of {target.published_per_s:,.0f} published"
+            f" (slowest 5 s: {target.slowest_5s:,.0f})",
+        )
+        row(
+            "ratio committed / published at the target",
+            f"{target.delivered_per_s / target.published_per_s:.2f}",
+        )
+    if results.alarm_ack:
+        a = results.alarm_ack
+        row(
+            "alarm publish to `accepted` ack: p50 / p99 / max (ms)",
+            f"{a.p50_ms:.1f} / {a.p99_ms:.1f} / {a.max_ms:.1f} ({a.samples} alarms)",
+        )
+    if results.alarm_stream:
+        s = results.alarm_stream
+        row(
+            "alarm publish to the event stream: p50 / p99 / max (ms)",
+            f"{s.p50_ms:.1f} / {s.p99_ms:.1f} / {s.max_ms:.1f}",
+        )
+    for api in results.api:
+        row(
+            f"API {api.name}: p50 / p99 (ms), requests/s",
+            f"{api.p50_ms:.1f} / {api.p99_ms:.1f}, {api.requests_per_s:,.0f}"
+            + (
+                f" ({api.errors} errors, {api.non_2xx} non-2xx)"
+                if api.errors or api.non_2xx
+                else ""
+            ),
+        )
+    if results.ingest_during_api:
+        i = results.ingest_during_api
+        row(
+            "ingest while the API is under load: committed (/s)",
+            f"{i.delivered_per_s:,.0f} of {i.published_per_s:,.0f} published",
+        )
+    if results.storage:
+        st = results.storage
+        sample = f"{st.heartbeats:,} rows, {st.chunk_interval} chunks"
+        row(f"bytes per heartbeat with its indexes ({sample})", f"{st.bytes_per_heartbeat:.0f}")
+        for q in st.queries:
+            row(f"{q.what} ({q.rows:,} rows): p50 / max (ms)", f"{q.p50_ms:.1f} / {q.max_ms:.1f}")
+    lines.append("")
+    lines.append("Cores used (average over each window):")
+    for phase in (ceiling, saturated, target, results.ingest_during_api):
+        if phase:
+            parts = ", ".join(f"{k} {v:.2f}" for k, v in phase.cpu.items())
+            lines.append(f"- {phase.what}: {parts}; whole machine {phase.machine_cores:.2f}")
+    return "\n".join(lines)
+
+
+async def run(options: argparse.Namespace) -> Results:
+    # The broker as docs/OPERATIONS.md configures it (max_inflight_messages 0), or, for a
+    # checkout from before that, with the window it ran with (--broker-inflight 20).
+    inflight = f"max_inflight_messages {options.broker_inflight}"
+    with PrivateBroker(extra_config=inflight) as broker:
+        database_url = await asyncio.to_thread(create_database, ADMIN_URL)
+        bench = Bench(options, broker, database_url)
+        try:
+            await bench.prepare()
+            if "ceiling" in options.phases:
+                say("phase 1: raw ceiling")
+                await bench.raw_ceiling()
+            await bench.start_services()
+            try:
+                if "saturation" in options.phases:
+                    say("phase 2: ingest at saturation")
+                    await bench.saturated()
+                if "target" in options.phases:
+                    say(f"phase 3 and 4: {options.rate:,.0f} heartbeats/s, alarms, then the API")
+                    await bench.target()
+                if "storage" in options.phases:
+                    say("phase 5: storage")
+                    await bench.storage()
+            finally:
+                await bench.stop_services()
+        finally:
+            if options.keep_database:
+                say(f"database kept: {database_url}")
+            else:
+                await asyncio.to_thread(drop_database, ADMIN_URL, database_url)
+        return bench.results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--devices", type=int, default=1_800_000)
+    parser.add_argument("--silent", type=int, default=1000, help="devices with an open alert")
+    parser.add_argument("--rate", type=float, default=15_000)
+    parser.add_argument("--window-s", type=float, default=60)
+    parser.add_argument("--warmup-s", type=float, default=10)
+    parser.add_argument("--publishers", type=int, default=2, help="publisher processes")
+    parser.add_argument("--connections", type=int, default=4, help="per publisher")
+    parser.add_argument("--alarm-rate", type=float, default=10)
+    parser.add_argument("--alarm-probes", type=int, default=20)
+    parser.add_argument("--api-clients", type=int, default=50)
+    parser.add_argument("--api-seconds", type=float, default=20)
+    parser.add_argument(
+        "--phases",
+        nargs="+",
+        default=["ceiling", "saturation", "target", "storage"],
+        choices=["ceiling", "saturation", "target", "storage"],
+    )
+    parser.add_argument("--tree", type=Path, default=ROOT, help="the checkout whose service runs")
+    parser.add_argument("--profile", type=Path, default=None)
+    parser.add_argument("--keep-database", action="store_true", help="to look at it afterwards")
+    parser.add_argument("--broker-inflight", type=int, default=0, help="broker's QoS 1 window")
+    parser.add_argument(
+        "--chunk-interval", default=None, help="heartbeat chunks, e.g. '2 hours' (default 7 days)"
+    )
+    parser.add_argument("--out", type=Path, default=ROOT / "build" / "bench")
+    options = parser.parse_args()
+    options.tree = options.tree.resolve()
+    say(
+        f"system benchmark: {options.devices:,} devices, target {options.rate:,.0f}/s,"
+        f" service from {options.tree}"
+    )
+    results = asyncio.run(run(options))
+    text = report(results)
+    print()
+    print(text, flush=True)
+    options.out.mkdir(parents=True, exist_ok=True)
+    stamp = results.started_at.replace(":", "")
+    (options.out / f"system-{stamp}.json").write_text(
+        json.dumps(asdict(results), indent=2, default=str)
+    )
+    (options.out / f"system-{stamp}.md").write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

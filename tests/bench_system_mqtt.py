@@ -1,0 +1,79 @@
+"""The raw ceiling: a subscriber on the same broker that only counts messages.
+
+It runs in a process of its own (as the ingest does) on the lean client the ingest's telemetry
+session uses, with the same subscription (QoS 1, PUBACK as read), so the only difference
+between the two figures is what the ingest does with each message: validate it, buffer it,
+write it to the database, tell the alert engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from multiprocessing.sharedctypes import Synchronized
+from multiprocessing.synchronize import Event
+
+from core.mqtt_client import connect
+from core.mqtt_url import parse_mqtt_url
+
+
+async def _count(url: str, topic_filter: str, counted: Synchronized[int], stop: Event) -> None:
+    received = 0
+
+    def on_message(topic: str, payload: bytes) -> None:
+        nonlocal received
+        received += 1
+
+    conn = await connect(
+        parse_mqtt_url(url), client_id="bench-raw-subscriber", on_message=on_message
+    )
+    try:
+        await conn.subscribe(topic_filter, 1)
+        counted.value = -1  # subscribed: not yet a count, but ready
+        while not stop.is_set():
+            await asyncio.sleep(0.2)
+            counted.value = received
+    finally:
+        await conn.disconnect()
+
+
+def _run(url: str, topic_filter: str, counted: Synchronized[int], stop: Event) -> None:
+    asyncio.run(_count(url, topic_filter, counted, stop))
+
+
+class RawSubscriber:
+    """`with RawSubscriber(url, filter) as raw:` then read `raw.received`."""
+
+    def __init__(self, url: str, topic_filter: str) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._counted: Synchronized[int] = ctx.Value("q", 0)
+        self._stop = ctx.Event()
+        self._process = ctx.Process(
+            target=_run,
+            args=(url, topic_filter, self._counted, self._stop),
+            name="bench-raw-subscriber",
+            daemon=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid or 0
+
+    @property
+    def received(self) -> int:
+        return max(0, self._counted.value)
+
+    async def __aenter__(self) -> RawSubscriber:
+        self._process.start()
+        async with asyncio.timeout(30):
+            while self._counted.value != -1:
+                if not self._process.is_alive():
+                    raise RuntimeError("the raw subscriber exited at start")
+                await asyncio.sleep(0.05)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._stop.set()
+        await asyncio.to_thread(self._process.join, 10)
+        if self._process.is_alive():
+            self._process.kill()
