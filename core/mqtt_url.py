@@ -50,8 +50,8 @@ class BrokerAddress:
         """An (unconnected) client for this broker; connect with `async with`.
 
         `receive_maximum`: at most this many QoS 1 messages un-PUBACKed at once, asked of the
-        broker in an MQTT 5 CONNECT (the broker's own `max_inflight_messages` bounds only MQTT
-        3.1.1 clients); a session that is not clean then never expires."""
+        broker in an MQTT 5 CONNECT (it keeps to the smaller of this and its own
+        `max_inflight_messages`); a session that is not clean then never expires."""
         common: dict[str, Any] = {
             "username": self.username,
             "password": self.password,

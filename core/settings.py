@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     # Alarms the alarm session may hold received but not yet handled (the telemetry session has
     # no receive queue: it handles each message as it is read).
     mqtt_queue_max: int = Field(default=10_000, ge=100)
+    # Telemetry connections: 1, or several sharing one subscription for more than about
+    # 12,000 messages a second (each is held to the broker's in-flight window; docs/OPERATIONS.md).
+    mqtt_telemetry_connections: int = Field(default=1, ge=1, le=64)
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     # Proxies whose X-Forwarded-For / X-Forwarded-Proto the API believes (comma-separated

@@ -2,13 +2,19 @@
 
 Two persistent MQTT sessions, so that neither can hold up the other:
 
-- **telemetry** (`{client_id}`, `telecare/v1/#` except alarms and acks): heartbeats and status
-  messages go to bounded buffers written in batches; bad input is quarantined. Nothing here
-  waits for the database, so it keeps up (and keeps the alert engine fed) while the database
-  is away; only the buffers' bounds can cost telemetry, counted in /metrics. It runs on the
-  lean client (core/mqtt_subscription.py): each message is handled as it is read from the
-  socket, with no queue and no task switch (paho's parsing and aiomqtt's queue were most of the
-  ingest's CPU: BENCHMARKS.md).
+- **telemetry** (`telecare/v1/#`, alarms and acks left out): heartbeats and status messages go
+  to bounded buffers written in batches; bad input is quarantined. Nothing here waits for the
+  database, so it keeps up (and keeps the alert engine fed) while the database is away; only
+  the buffers' bounds can cost telemetry, counted in /metrics. It runs on the lean client
+  (core/mqtt_subscription.py): each message is handled as it is read from the socket, with no
+  queue and no task switch (paho's parsing and aiomqtt's queue were most of the ingest's CPU:
+  BENCHMARKS.md). One connection (`{client_id}`) by default. The broker sends a connection at
+  most its in-flight window of un-PUBACKed messages (Mosquitto's `max_inflight_messages`, 20),
+  which holds one to about 12,000 messages a second; with TELECARE_MQTT_TELEMETRY_CONNECTIONS
+  = N > 1, N connections (`{client_id}-t1` .. `-tN`) share one subscription
+  (`$share/{client_id}/telecare/v1/#`) and four reach the broker's own limit. Mosquitto 2.0
+  does not keep a shared subscription across its own restart, so heartbeats published between
+  a broker restart and the ingest's reconnection are lost then (docs/OPERATIONS.md).
 - **alarms** (`{client_id}-alarms`, `telecare/v1/+/alarm`): an alarm is PUBACKed only once it
   is committed and answered (ingest/alarm_intake.py), so the broker, not this process, holds
   the alarms the database cannot take yet.
@@ -24,6 +30,7 @@ from typing import Any, TypeVar
 
 from core.db import Pool
 from core.metrics import Metrics
+from core.mqtt_client import OnMessage
 from core.mqtt_subscription import Subscription
 from core.notifications import DEVICE_CHANGED, follow
 from core.observers import TelemetryObserver
@@ -67,7 +74,7 @@ class Ingest:
         self.heartbeats = self._writer(HeartbeatWriter, settings.heartbeat_buffer_max)
         self.statuses = self._writer(StatusWriter, settings.status_buffer_max)
         broker = self._broker = settings.broker()
-        self._telemetry_session: Subscription | None = None
+        self._telemetry_sessions: list[Subscription] = []
         self._telemetry_connected = asyncio.Event()
         self._alarm_session = MqttSession(
             broker,
@@ -113,17 +120,17 @@ class Ingest:
         self._observers.append(observer)
 
     def is_connected(self) -> bool:
-        telemetry = self._telemetry_session
+        sessions = self._telemetry_sessions
         return (
-            telemetry is not None
-            and telemetry.connected.is_set()
+            bool(sessions)
+            and all(session.connected.is_set() for session in sessions)
             and self._alarm_session.connected.is_set()
         )
 
     async def wait_connected(self) -> None:
         await self._telemetry_connected.wait()
-        assert self._telemetry_session is not None
-        await self._telemetry_session.connected.wait()
+        for session in self._telemetry_sessions:
+            await session.connected.wait()
         await self._alarm_session.connected.wait()
 
     async def run(self) -> None:
@@ -145,22 +152,38 @@ class Ingest:
                 )
                 # Messages wait at the broker until the registered devices are known.
                 await self._directory_loaded.wait()
-                self._telemetry_session = Subscription(
-                    self._broker,
-                    name="telemetry",
-                    identifier=self._settings.mqtt_client_id,
-                    filters=[(f"{TOPIC_ROOT}/#", 1)],
-                    on_message=functools.partial(self._telemetry.handle, tg),
-                    clean_session=False,  # the broker keeps QoS 1 telemetry while we are away
+                self._telemetry_sessions = self._telemetry_subscriptions(
+                    functools.partial(self._telemetry.handle, tg)
                 )
                 self._telemetry_connected.set()
-                tg.create_task(self._telemetry_session.run(), name="ingest.mqtt_telemetry")
+                for session in self._telemetry_sessions:
+                    tg.create_task(session.run(), name=f"ingest.mqtt_{session.name}")
                 tg.create_task(
                     self._alarm_session.run(functools.partial(self._alarms.handle, tg)),
                     name="ingest.mqtt_alarms",
                 )
         finally:
             await asyncio.shield(self._final_flush())
+
+    def _telemetry_subscriptions(self, handle: OnMessage) -> list[Subscription]:
+        client_id = self._settings.mqtt_client_id
+        count = self._settings.mqtt_telemetry_connections
+        if count == 1:
+            names = [(client_id, f"{TOPIC_ROOT}/#")]
+        else:
+            shared = f"$share/{client_id}/{TOPIC_ROOT}/#"
+            names = [(f"{client_id}-t{n}", shared) for n in range(1, count + 1)]
+        return [
+            Subscription(
+                self._broker,
+                name="telemetry" if count == 1 else f"telemetry-{n}",
+                identifier=identifier,
+                filters=[(topic_filter, 1)],
+                on_message=handle,
+                clean_session=False,  # the broker keeps QoS 1 telemetry while we are away
+            )
+            for n, (identifier, topic_filter) in enumerate(names, start=1)
+        ]
 
     async def _reload_directory(self) -> None:
         await self._directory.reload()

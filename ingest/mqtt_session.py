@@ -10,8 +10,8 @@ queue is unbounded by default, and paho PUBACKs a QoS 1 message as soon as it is
   (`Link.puback`), so the broker keeps it, and redelivers it after a reconnect, until then. The
   broker sends a client at most its in-flight window of un-PUBACKed messages and queues the
   rest in the persistent session, so those are never dropped here: only QoS 0 messages are.
-  The window is `receive_maximum` when given (an MQTT 5 session: the broker's own
-  `max_inflight_messages` is 0, no limit, so that telemetry flows: docs/OPERATIONS.md).
+  With `receive_maximum` (an MQTT 5 session) the window is the smaller of it and the broker's
+  own `max_inflight_messages` (docs/OPERATIONS.md).
 """
 
 from __future__ import annotations

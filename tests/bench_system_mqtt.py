@@ -1,9 +1,9 @@
 """The raw ceiling: a subscriber on the same broker that only counts messages.
 
 It runs in a process of its own (as the ingest does) on the lean client the ingest's telemetry
-session uses, with the same subscription (QoS 1, PUBACK as read), so the only difference
-between the two figures is what the ingest does with each message: validate it, buffer it,
-write it to the database, tell the alert engine.
+sessions use, with the same subscription (QoS 1, PUBACK as read, shared by as many connections
+as the ingest's), so the only difference between the two figures is what the ingest does with
+each message: validate it, buffer it, write it to the database, tell the alert engine.
 """
 
 from __future__ import annotations
@@ -17,40 +17,48 @@ from core.mqtt_client import connect
 from core.mqtt_url import parse_mqtt_url
 
 
-async def _count(url: str, topic_filter: str, counted: Synchronized[int], stop: Event) -> None:
+async def _count(
+    url: str, topic_filter: str, connections: int, counted: Synchronized[int], stop: Event
+) -> None:
     received = 0
 
     def on_message(topic: str, payload: bytes) -> None:
         nonlocal received
         received += 1
 
-    conn = await connect(
-        parse_mqtt_url(url), client_id="bench-raw-subscriber", on_message=on_message
-    )
+    conns = [
+        await connect(parse_mqtt_url(url), client_id=f"bench-raw-{n}", on_message=on_message)
+        for n in range(connections)
+    ]
+    shared = f"$share/bench-raw/{topic_filter}" if connections > 1 else topic_filter
     try:
-        await conn.subscribe(topic_filter, 1)
+        for conn in conns:
+            await conn.subscribe(shared, 1)
         counted.value = -1  # subscribed: not yet a count, but ready
         while not stop.is_set():
             await asyncio.sleep(0.2)
             counted.value = received
     finally:
-        await conn.disconnect()
+        for conn in conns:
+            await conn.disconnect()
 
 
-def _run(url: str, topic_filter: str, counted: Synchronized[int], stop: Event) -> None:
-    asyncio.run(_count(url, topic_filter, counted, stop))
+def _run(
+    url: str, topic_filter: str, connections: int, counted: Synchronized[int], stop: Event
+) -> None:
+    asyncio.run(_count(url, topic_filter, connections, counted, stop))
 
 
 class RawSubscriber:
     """`with RawSubscriber(url, filter) as raw:` then read `raw.received`."""
 
-    def __init__(self, url: str, topic_filter: str) -> None:
+    def __init__(self, url: str, topic_filter: str, *, connections: int) -> None:
         ctx = multiprocessing.get_context("spawn")
         self._counted: Synchronized[int] = ctx.Value("q", 0)
         self._stop = ctx.Event()
         self._process = ctx.Process(
             target=_run,
-            args=(url, topic_filter, self._counted, self._stop),
+            args=(url, topic_filter, connections, self._counted, self._stop),
             name="bench-raw-subscriber",
             daemon=True,
         )

@@ -101,7 +101,6 @@ class PrivateBroker:
             "log_type error",
             "log_type warning",
             "max_queued_messages 100000",
-            "max_inflight_messages 0",  # as docs/OPERATIONS.md says to run it
             self._tls_listener(),
             self._extra_config,
         ]
