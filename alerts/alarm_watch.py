@@ -7,6 +7,7 @@ owns; technical events never raise it. Synchronous and without I/O, like DeviceR
 from __future__ import annotations
 
 import heapq
+from collections.abc import Set
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -58,8 +59,12 @@ class AlarmWatch:
 
     def forget_device(self, device_id: str) -> None:
         """The device is decommissioned or handed to another process."""
+        self.forget_devices({device_id})
+
+    def forget_devices(self, device_ids: Set[str]) -> None:
+        """These devices are handed to another process (one pass, however many)."""
         for alarms in (self._waiting, self._raised):
-            for alarm_id in [a for a, w in alarms.items() if _device(w) == device_id]:
+            for alarm_id in [a for a, w in alarms.items() if _device(w) in device_ids]:
                 del alarms[alarm_id]
 
     def tick(self, now: float) -> float | None:

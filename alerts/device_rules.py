@@ -115,6 +115,12 @@ class DeviceRules:
             device.flags |= OFFLINE
             if not flags & (OPEN[CONN] | OPEN[FLAP]):
                 self._open(device_id, device, CONN, now, {"reason": "offline while unwatched"})
+        # Mains is a state, raised on its change: one that changed while no engine watched
+        # (down, or a partition changing hands) is raised or resolved now.
+        if snapshot.on_battery and not flags & OPEN[MAINS]:
+            self._open(device_id, device, MAINS, now, {"reason": "on battery while unwatched"})
+        elif not snapshot.on_battery and flags & OPEN[MAINS]:
+            self._close(device_id, device, MAINS, now, "device")
 
     def forget(self, device_id: str, *, resolve: bool) -> None:
         """Stop tracking a device: decommissioned (`resolve`: its alerts end) or handed over."""
@@ -122,8 +128,8 @@ class DeviceRules:
             return
         self._drops.pop(device_id, None)
         self._flap_until.pop(device_id, None)
-        for key in [k for k in self._peripheral_lists if k[0] == device_id]:
-            del self._peripheral_lists[key]
+        for alert_type in (P_LOST, P_BATTERY):
+            self._peripheral_lists.pop((device_id, alert_type), None)
         if resolve:
             self._emit(ResolveDevice(device_id, self._clock.wall(self._clock.now()), "system"))
 

@@ -15,7 +15,7 @@ import functools
 import gc
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
 
 import psycopg
@@ -52,7 +52,8 @@ log = logging.getLogger(__name__)
 _MAX_SLEEP_S = 1.0
 _BATCH = 1000
 _EARLY_MAX = 10_000
-_LEADER_PARTITION = 0  # its owner also runs the area tracker for the whole fleet
+_LEADER_PARTITION = 0
+_RELEASE_CHUNK = 5000  # its owner also runs the area tracker for the whole fleet
 
 
 class AlertEngine:
@@ -141,8 +142,8 @@ class AlertEngine:
             started = time.monotonic()
             try:
                 change = await self.leases.renew()
-                for partition in change.lost:
-                    self._release(partition)
+                if change.lost:
+                    await self._release(change.lost)
                 if change.gained:
                     await self._load(change.gained)
                 self._metrics.engine_partitions.set(len(change.held))
@@ -151,12 +152,22 @@ class AlertEngine:
             self.loaded.set()
             await asyncio.sleep(max(0.0, interval_s - (time.monotonic() - started)))
 
-    def _release(self, partition: int) -> None:
-        self._owned = self._owned - {partition}
-        for device_id in [d for d in self._devices.devices if partition_of(d) == partition]:
+    async def _release(self, partitions: Collection[int]) -> None:
+        """Hand these partitions' devices over: one pass over the tracked devices, letting
+        heartbeats in every few thousand (at a million devices the pass takes about a second;
+        one pass per partition held the loop for several)."""
+        lost = frozenset(partitions)
+        self._owned = self._owned - lost
+        leaving = []
+        for n, device_id in enumerate(list(self._devices.devices)):
+            if partition_of(device_id) in lost:
+                leaving.append(device_id)
+            if n % _RELEASE_CHUNK == _RELEASE_CHUNK - 1:
+                await asyncio.sleep(0)
+        for device_id in leaving:
             self._devices.forget(device_id, resolve=False)
-            self._alarms.forget_device(device_id)
-        if partition == _LEADER_PARTITION:
+        self._alarms.forget_devices(set(leaving))
+        if _LEADER_PARTITION in lost:
             self._areas = None
         self._metrics.devices_tracked.set(len(self._devices))
 

@@ -149,6 +149,24 @@ def test_a_restart_resolves_what_cleared_meanwhile_and_alerts_a_device_gone_offl
     assert engine.taken() == [("resolve by device", "heartbeat_missed:still")]
 
 
+def test_a_restart_raises_and_resolves_mains_changes_it_did_not_see() -> None:
+    engine = Engine()
+    engine.track("went-to-battery", on_battery=True)
+    engine.track(
+        "still-on-battery", on_battery=True, open_types=frozenset({AlertType.MAINS_POWER_LOST})
+    )
+    engine.track("back-on-mains", open_types=frozenset({AlertType.MAINS_POWER_LOST}))
+    assert engine.taken() == [
+        ("raise", "mains_power_lost:went-to-battery"),
+        ("resolve by device", "mains_power_lost:back-on-mains"),
+    ]
+    engine.beat("went-to-battery", power="battery")
+    engine.beat("still-on-battery", power="battery")
+    assert engine.taken() == []  # one alert per state change
+    engine.beat("went-to-battery")
+    assert engine.taken() == [("resolve by device", "mains_power_lost:went-to-battery")]
+
+
 def test_decommissioning_resolves_everything_of_the_device() -> None:
     engine = Engine()
     engine.track()
@@ -220,3 +238,23 @@ def test_silences_spread_wider_than_the_window_are_not_an_outage() -> None:
             f"connection_lost:d{n}", f"d{n}", AlertType.CONNECTION_LOST, t0 + n * step
         )
     assert actions == []
+
+
+def test_many_silent_devices_on_one_bearer_are_one_outage_whatever_their_districts() -> None:
+    actions: list[Action] = []
+    areas = AreaTracker(RULES, actions.append)
+    for n in range(8):  # one device per district: no district can reach its threshold
+        areas.place(f"d{n}", f"Z{n}", "4g" if n < 4 else "wifi")
+    t0 = datetime(2026, 12, 1, tzinfo=UTC).timestamp()
+    # threshold: max(3, ceil(0.5 * 4)) = 3 of the four 4g devices
+    for n in (0, 1, 4):
+        areas.member_opened(f"heartbeat_missed:d{n}", f"d{n}", AlertType.HEARTBEAT_MISSED, t0 + n)
+    assert actions == []  # two on 4g, one on wifi
+    areas.member_opened("heartbeat_missed:d2", "d2", AlertType.HEARTBEAT_MISSED, t0 + 5)
+    raise_, group = actions
+    assert isinstance(raise_, Raise) and raise_.subject == "area_outage:network:4g:silence"
+    assert isinstance(group, Group)
+    assert set(group.members) == {f"heartbeat_missed:d{n}" for n in (0, 1, 2)}
+    actions.clear()
+    areas.member_closed("heartbeat_missed:d1", t0 + 20)
+    assert [type(a) for a in actions] == [Ungroup, Resolve]  # below the threshold again
