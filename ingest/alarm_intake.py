@@ -112,7 +112,7 @@ class AlarmIntake:
                 attempt_timeout_s=self._attempt_timeout_s,
             )
             if not registered:
-                reason, detail = "unregistered_device", f"device {device_id!r} is not registered"
+                reason, detail = self._directory.refusal(device_id)
             else:
                 try:
                     await self._store.take(device_id, alarm, received_at)

@@ -20,6 +20,7 @@ class DeviceDirectory:
     def __init__(self, pool: Pool) -> None:
         self._pool = pool
         self._active: set[str] = set()
+        self._decommissioned: set[str] = set()
         self._unknown_until: dict[str, float] = {}
         self._last_msg_id: dict[str, str] = {}
 
@@ -32,6 +33,7 @@ class DeviceDirectory:
                 "SELECT device_id FROM devices WHERE decommissioned_at IS NULL"
             )
             self._active = {sys.intern(row[0]) for row in await cur.fetchall()}
+        self._decommissioned.clear()
         self._unknown_until.clear()
         log.info("device directory loaded devices=%d", len(self._active))
 
@@ -39,11 +41,20 @@ class DeviceDirectory:
         """Re-read one device after a change notification."""
         async with self._pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT 1 FROM devices WHERE device_id = %s AND decommissioned_at IS NULL",
-                [device_id],
+                "SELECT decommissioned_at IS NULL FROM devices WHERE device_id = %s", [device_id]
             )
-            active = await cur.fetchone() is not None
-        self._set(device_id, active=active)
+            row = await cur.fetchone()
+        if row is not None and not row[0]:
+            self._decommissioned.add(device_id)
+        else:
+            self._decommissioned.discard(device_id)
+        self._set(device_id, active=row is not None and bool(row[0]))
+
+    def refusal(self, device_id: str) -> tuple[str, str]:
+        """Why a message of a device that is not active is refused: (reason, detail)."""
+        if device_id in self._decommissioned:
+            return "decommissioned_device", f"device {device_id!r} is decommissioned"
+        return "unregistered_device", f"device {device_id!r} is not registered"
 
     def known(self, device_id: str) -> bool | None:
         """True or False when the answer is certain from memory, None when it must be looked up."""

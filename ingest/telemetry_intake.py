@@ -153,12 +153,9 @@ class TelemetryIntake:
         return waiting
 
     def _unregistered(self, topic: str, device_id: str, payload: bytes) -> None:
+        reason, detail = self._directory.refusal(device_id)
         self._quarantine.reject(
-            topic=topic,
-            device_id=device_id,
-            reason="unregistered_device",
-            detail=f"device {device_id!r} is not registered",
-            payload=payload,
+            topic=topic, device_id=device_id, reason=reason, detail=detail, payload=payload
         )
 
     def _take(self, device_id: str, body: object, received_at: datetime) -> None:

@@ -168,6 +168,35 @@ async def test_alarm_from_unregistered_device_is_rejected(service: Service, mqtt
     assert ack["reason"] == "unregistered_device"
 
 
+async def test_a_decommissioned_device_is_refused_and_told_why(
+    service: Service, admin: httpx.AsyncClient, devices: Devices, mqtt: Mqtt
+) -> None:
+    device_id = (await devices.register())["device_id"]
+    assert (await admin.delete(f"/devices/{device_id}")).status_code == 200
+
+    async def refused() -> Any:
+        ack = await _send_alarm_and_read_ack(mqtt, device_id, alarm("pendant"))
+        return ack if ack["reason"] == "decommissioned_device" else None
+
+    ack = await wait_for(refused, what="the alarm refused as decommissioned")
+    assert ack["result"] == "rejected"
+    await mqtt.publish(topic(device_id, "heartbeat"), heartbeat())
+
+    async def quarantined() -> list[str]:
+        items = (await admin.get("/quarantine", params={"limit": 1000})).json()["items"]
+        return sorted(q["reason"] for q in items if q["device_id"] == device_id)
+
+    reasons = await wait_for(quarantined, what="the heartbeat quarantined")
+    assert set(reasons) == {"decommissioned_device"}
+    async with service.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT (SELECT count(*) FROM heartbeats WHERE device_id = %(d)s),"
+            " (SELECT count(*) FROM alarms WHERE device_id = %(d)s)",
+            {"d": device_id},
+        )
+        assert await cur.fetchone() == (0, 0)
+
+
 async def test_stored_alarm_is_listed_and_announced_as_an_event(
     service: Service, operator: httpx.AsyncClient, devices: Devices, mqtt: Mqtt
 ) -> None:
