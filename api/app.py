@@ -28,11 +28,14 @@ from api.routes import (
 from api.validation import refuse_unstorable_text
 
 API_PREFIX = "/api/v1"
+MAX_BODY_BYTES = 6 * 1024 * 1024
 
 
 def create_app(context: ApiContext) -> FastAPI:
     """The app serves a context whose resources (pool, broker) the caller owns."""
-    app = FastAPI(title="Telecare monitoring API", version="1")
+    # A JSON body is a few hundred bytes; a CSV import at most 5 MB (it answers 413 itself
+    # beyond, with the limits). Anything larger is refused before it is read into memory.
+    app = FastAPI(title="Telecare monitoring API", version="1", max_body_size=MAX_BODY_BYTES)
     app.state.context = context
     app.state.database_probes = health.DatabaseProbes(context.pool)
     app.state.lists = ListCache(context.events)

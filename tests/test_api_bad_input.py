@@ -73,3 +73,28 @@ async def test_an_import_row_with_nul_fails_alone(technician: httpx.AsyncClient)
     assert results[good]["ok"] is True
     assert results[bad]["ok"] is False
     assert results[bad]["errors"][0]["field"] == "model"
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.mark.parametrize(
+    ("what", "content", "status"),
+    [
+        ("oversized", b'{"device_id": "big-dev-1", "serial": "' + b"x" * (7 << 20) + b'"}', 413),
+        (
+            "deeply nested",
+            b'{"device_id": "deep-1", "serial": ' + b"[" * 10_000 + b"]" * 10_000 + b"}",
+            422,
+        ),
+        ("not UTF-8", b'{"device_id": "\xff\xfe", "heartbeat_interval_s": 60}', 422),
+        ("not JSON", b"device_id=x", 422),
+        ("a JSON list", b"[1, 2]", 422),
+    ],
+)
+async def test_hostile_bodies_are_refused_with_a_reason(
+    admin: httpx.AsyncClient, what: str, content: bytes, status: int
+) -> None:
+    response = await admin.post("/devices", content=content, headers=JSON)
+    assert response.status_code == status, (what, response.text[:300])
+    assert response.json()["detail"], what
