@@ -19,17 +19,23 @@ WHERE decommissioned_at IS NULL
   AND (%(district)s::text IS NULL OR postcode_district = upper(%(district)s))
 GROUP BY postcode_district, migration_stage
 """
+# One row at least: the total, with the (limited) list beside it (none when the limit is 0).
 _AT_RISK = """
-SELECT d.device_id, d.postcode_district, d.migration_stage, d.stage_changed_at,
-       s.last_heartbeat_at, floor(extract(epoch FROM now() - d.stage_changed_at))::bigint,
-       count(*) OVER ()
-FROM devices d LEFT JOIN device_state s USING (device_id)
-WHERE d.decommissioned_at IS NULL
-  AND d.migration_stage IN ('in_progress', 'verifying')
-  AND (s.last_heartbeat_at IS NULL OR s.last_heartbeat_at < d.stage_changed_at)
-  AND (%(district)s::text IS NULL OR d.postcode_district = upper(%(district)s))
-ORDER BY d.stage_changed_at, d.device_id
-LIMIT %(limit)s
+WITH risky AS (
+    SELECT d.device_id, d.postcode_district, d.migration_stage, d.stage_changed_at,
+           s.last_heartbeat_at, floor(extract(epoch FROM now() - d.stage_changed_at))::bigint
+           AS at_risk_s
+    FROM devices d LEFT JOIN device_state s USING (device_id)
+    WHERE d.decommissioned_at IS NULL
+      AND d.migration_stage IN ('in_progress', 'verifying')
+      AND (s.last_heartbeat_at IS NULL OR s.last_heartbeat_at < d.stage_changed_at)
+      AND (%(district)s::text IS NULL OR d.postcode_district = upper(%(district)s))
+)
+SELECT listed.*, total.n
+FROM (SELECT count(*) AS n FROM risky) AS total
+LEFT JOIN LATERAL (
+    SELECT * FROM risky ORDER BY stage_changed_at, device_id LIMIT %(limit)s
+) AS listed ON true
 """
 
 
@@ -85,6 +91,6 @@ async def migration_report(
         stages=STAGES,
         totals=totals,
         districts=[DistrictCounts(d, sum(c.values()), c) for d, c in ordered],
-        at_risk=[AtRisk(*row[:6]) for row in risky],
-        at_risk_total=risky[0][6] if risky else 0,
+        at_risk=[AtRisk(*row[:6]) for row in risky if row[0] is not None],
+        at_risk_total=risky[0][6],
     )

@@ -121,6 +121,11 @@ class Service:
 
     def _broker_credentials(self, tg: asyncio.TaskGroup) -> BrokerCredentials:
         if self.settings.broker_credentials == "none":
+            log.warning(
+                "broker credentials are not managed (TELECARE_BROKER_CREDENTIALS=none): run so"
+                " only against a development broker; production brokers enforce a password per"
+                " device with dynsec (docs/REGISTRY.md)"
+            )
             return NoBrokerCredentials()
         self.dynsec = DynsecCredentials(self.settings, self.metrics)
         self._spawn(tg, self.dynsec.run(), "api.broker_credentials")

@@ -182,15 +182,22 @@ class FaultRun:
         beats = {seq for at, seq in self.heartbeats.sent if since < at <= fault_end}
         low, high = (min(beats), max(beats)) if beats else (0, 0)
 
+        last: dict[str, int] = {}
+
         async def caught_up() -> float | None:
             acked = self.alarms.acks()
-            if any(key not in acked for key in raised):
+            last["alarms not acknowledged"] = sum(key not in acked for key in raised)
+            if last["alarms not acknowledged"]:
                 return None
             stored = len(beats & await self._heartbeats_stored(low, high))
             dropped = await self.dropped_heartbeats()
+            last.update({"heartbeats": len(beats), "stored": stored, "dropped (counted)": dropped})
             return time.time() if stored + dropped >= len(beats) else None
 
-        done = await wait_for(caught_up, within_s=180, what="the backlog caught up")
+        try:
+            done = await wait_for(caught_up, within_s=180, what="the backlog caught up")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {last}") from None
         self.result.recovery_caught_up_s = round(done - fault_end, 2)
 
     async def _heartbeats_stored(self, low: int, high: int) -> set[int]:

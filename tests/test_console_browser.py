@@ -1,5 +1,6 @@
 """The operator console in a real browser (headless Chromium): sign in, watch a device go
-silent, see its alert arrive live, acknowledge it from the keyboard with a note."""
+silent, see its alert arrive live, hear a new alarm, acknowledge and resolve from the keyboard
+with notes, switch to the wall-screen mode."""
 
 from __future__ import annotations
 
@@ -18,6 +19,15 @@ from tests.browser import SCREENSHOTS, chromium, page_errors
 from tests.support import Devices, Mqtt, alarm, api_client, heartbeat, topic, wait_for
 
 VIEWPORT = {"width": 1600, "height": 1000}
+# Counts the tones the console starts (Web Audio oscillators): the audible cue, observed.
+COUNT_TONES = """
+window.tones = 0;
+const created = AudioContext.prototype.createOscillator;
+AudioContext.prototype.createOscillator = function () {
+  window.tones += 1;
+  return created.call(this);
+};
+"""
 
 
 async def _sign_in(page: Page, service: Service, token: str) -> None:
@@ -42,6 +52,7 @@ async def test_an_operator_sees_a_silent_device_live_and_acknowledges_it(
 
         async with chromium() as browser:
             page = await browser.new_page(viewport=VIEWPORT)  # type: ignore[arg-type]
+            await page.add_init_script(COUNT_TONES)
             errors = page_errors(page)
             await _sign_in(page, service, operator_token)
             await page.evaluate("window.loadedOnce = true")  # gone if the page reloads
@@ -56,6 +67,7 @@ async def test_an_operator_sees_a_silent_device_live_and_acknowledges_it(
             await expect(alarm_row).to_contain_text("Fall", timeout=10_000)
             await expect(page.locator("#banner")).to_contain_text(f"NEW ALARM: Fall · {caller}")
             assert await page.title() == "(1) Telecare console"
+            assert await page.evaluate("window.tones") >= 6, "the alarm rang"
             await expect(page.locator(".queue .row").first).to_have_attribute(
                 "data-key", await alarm_row.get_attribute("data-key") or "?"
             )
@@ -76,6 +88,20 @@ async def test_an_operator_sees_a_silent_device_live_and_acknowledges_it(
             shutil.copy(shot, SCREENSHOTS / shot.name)
             print(f"console screenshot: {SCREENSHOTS / shot.name}")
 
+            # Still selected: resolve it with a note, from the keyboard.
+            await page.keyboard.press("r")
+            await page.fill("#action-note", "resident fine, hub power cycled")
+            await page.keyboard.press("Enter")
+            await expect(row).to_contain_text("Resolved by alice")
+            await expect(page.locator(".section").last).to_have_text("Resolved in the last minute")
+
+            # The wall screen: larger, no navigation; and back.
+            await page.keyboard.press("w")
+            await expect(page.locator("html")).to_have_class(_has("wall"))
+            await page.screenshot(path=str(SCREENSHOTS / "console-wall.png"), full_page=True)
+            await page.keyboard.press("w")
+            await expect(page.locator("html")).not_to_have_class(_has("wall"))
+
             await page.keyboard.press("g")  # back to the top: the alarm; open its device
             await page.keyboard.press("Enter")
             await expect(page.locator(".device-head h1")).to_have_text(caller)
@@ -92,8 +118,15 @@ async def test_an_operator_sees_a_silent_device_live_and_acknowledges_it(
             assert errors == []
 
         alert = await _alert_of(admin, silent)
-        assert (alert["state"], alert["acknowledged_by"]) == ("acknowledged", "alice")
-        assert alert["history"][-1]["note"] == "calling the resident's daughter"
+        assert (alert["state"], alert["acknowledged_by"], alert["resolved_by"]) == (
+            "resolved",
+            "alice",
+            "alice",
+        )
+        assert [h["note"] for h in alert["history"][-2:]] == [
+            "calling the resident's daughter",
+            "resident fine, hub power cycled",
+        ]
 
 
 def _has(name: str) -> re.Pattern[str]:

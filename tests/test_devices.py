@@ -129,6 +129,7 @@ async def test_decommission_keeps_history_and_hides_the_device_from_default_list
     assert response.json()["status"] == "decommissioned"
     assert await _ids(admin, model=model) == set()
     assert await _ids(admin, model=model, include_decommissioned=True) == {device_id}
+    assert await _ids(admin, model=model, status="decommissioned") == {device_id}
     assert (await admin.get(path)).status_code == 200  # history kept
 
     assert (await admin.delete(path)).status_code == 409

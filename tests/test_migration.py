@@ -150,6 +150,11 @@ async def test_report_counts_stages_per_district_and_lists_devices_at_risk(
     assert at_risk["last_heartbeat_at"] is None and at_risk["at_risk_s"] >= 0
     assert at_risk["migration_stage"] == "in_progress"
 
+    counted_only = await operator.get(
+        "/migration/report", params={"postcode_district": district, "at_risk_limit": 0}
+    )
+    assert (counted_only.json()["at_risk"], counted_only.json()["at_risk_total"]) == ([], 1)
+
     whole = (await operator.get("/migration/report")).json()
     assert any(d["postcode_district"] == district for d in whole["districts"])
     ages = [r["at_risk_s"] for r in whole["at_risk"]]

@@ -24,7 +24,7 @@ from devices.registry import NewDevice, get_device, list_devices, register_devic
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 
-DeviceStatus = Literal["online", "overdue", "offline", "never_seen"]
+DeviceStatus = Literal["online", "overdue", "offline", "never_seen", "decommissioned"]
 
 
 def public(device: DeviceRecord) -> DevicePublic:
@@ -75,7 +75,8 @@ async def list_(
         model=model,
         firmware=firmware,
         overdue_only=overdue_only,
-        include_decommissioned=include_decommissioned,
+        # asking for decommissioned devices includes them
+        include_decommissioned=include_decommissioned or status_ == "decommissioned",
     )
     return page(rows, limit, item=public, key=lambda d: d.device_id)
 
