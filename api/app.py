@@ -39,6 +39,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.state.context = context
     app.state.database_probes = health.DatabaseProbes(context.pool)
     app.state.lists = ListCache(context.events)
+    app.state.fleet_stats = stats.shared_fleet_stats(context)
     app.state.auth_limiter = FailedAuthLimiter(
         burst=context.settings.auth_failures_burst,
         per_minute=context.settings.auth_failures_per_minute,

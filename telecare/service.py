@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Self
 
+import psycopg
 import uvicorn
 from fastapi import FastAPI
 
@@ -17,6 +18,7 @@ from alerts.feed import feed_from_mqtt
 from api.app import create_app, create_operations_app
 from api.context import ApiContext
 from api.event_hub import EventHub
+from api.recent import Recent
 from api.token_cache import TokenCache
 from core.db import Pool, open_pool
 from core.metrics import Metrics
@@ -30,6 +32,14 @@ from ingest.consumer import Ingest
 log = logging.getLogger(__name__)
 
 _GRACEFUL_SHUTDOWN_S = 10
+
+
+async def _count_fleet(fleet_stats: Recent[Any]) -> None:
+    """The fleet figures counted once at start (a while for a national fleet)."""
+    try:
+        await fleet_stats.get()
+    except psycopg.Error as exc:  # the first caller counts them then
+        log.warning("fleet figures not counted at start error=%s", exc)
 
 
 class Service:
@@ -153,7 +163,9 @@ class Service:
         self.events = events = EventHub(self.settings.database_url, self.pool, self.metrics)
         self._spawn(tg, events.run(), "api.events")
         self._spawn(tg, self.tokens.run(self.settings.database_url), "api.token_cache")
-        await self._serve(tg, create_app(self._context(credentials)))
+        app = create_app(self._context(credentials))
+        self._spawn(tg, _count_fleet(app.state.fleet_stats), "api.fleet_stats")
+        await self._serve(tg, app)
 
     async def _serve(self, tg: asyncio.TaskGroup, app: FastAPI) -> None:
         config = uvicorn.Config(

@@ -12,7 +12,8 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from alerts.answer_times import AnswerTimes, answer_times
 from alerts.queue_stats import AlarmCounts, AlertCounts, queue_counts
-from api.deps import AnyRole, ContextDep, PoolDep
+from api.context import ApiContext
+from api.deps import AnyRole, PoolDep
 from api.recent import Recent
 from api.validation import unprocessable
 from core.db import Pool
@@ -39,13 +40,17 @@ async def compute_fleet_stats(pool: Pool) -> FleetStats:
     return FleetStats(generated_at, devices, alerts, alarms)
 
 
-async def _recent_fleet_stats(request: Request, context: ContextDep) -> Recent[FleetStats]:
-    recent: Recent[FleetStats] | None = getattr(request.app.state, "fleet_stats", None)
-    if recent is None:
-        recent = request.app.state.fleet_stats = Recent(
-            functools.partial(compute_fleet_stats, context.pool),
-            max_age_s=context.settings.fleet_stats_max_age_s,
-        )
+def shared_fleet_stats(context: ApiContext) -> Recent[FleetStats]:
+    """The figures every caller shares (made with the app; the service counts them once at
+    start, so the first console need not wait for a count of the whole fleet)."""
+    return Recent(
+        functools.partial(compute_fleet_stats, context.pool),
+        max_age_s=context.settings.fleet_stats_max_age_s,
+    )
+
+
+async def _recent_fleet_stats(request: Request) -> Recent[FleetStats]:
+    recent: Recent[FleetStats] = request.app.state.fleet_stats
     return recent
 
 
