@@ -303,7 +303,11 @@ fi
 # max_connections: each service holds a pool plus LISTEN connections, and tests run several
 # services (and several alert engines) at once against the one cluster.
 PG_MIN_CONNECTIONS=500
-step "shared_preload_libraries includes timescaledb, max_connections >= $PG_MIN_CONNECTIONS"
+# shared_buffers: at the UK fleet's size device_state and the newest heartbeat chunk's index
+# are updated 15,000 times a second; the default 128 MB made PostgreSQL read and write them
+# back constantly (BENCHMARKS.md).
+PG_SHARED_BUFFERS_MB=2048
+step "shared_preload_libraries includes timescaledb, max_connections >= $PG_MIN_CONNECTIONS, shared_buffers >= ${PG_SHARED_BUFFERS_MB}MB"
 current=$(psql_pg -c 'SHOW shared_preload_libraries')
 libs=() have=0
 IFS=',' read -r -a parts <<<"$current"
@@ -329,14 +333,37 @@ if ((connections < PG_MIN_CONNECTIONS)); then
     log psql_pg -c "ALTER SYSTEM SET max_connections = $PG_MIN_CONNECTIONS"
     changed+=("max_connections")
 fi
+buffers_mb=$(psql_pg -c "SELECT setting::bigint * 8 / 1024 FROM pg_settings WHERE name = 'shared_buffers'")
+if ((buffers_mb < PG_SHARED_BUFFERS_MB)); then
+    log psql_pg -c "ALTER SYSTEM SET shared_buffers = '${PG_SHARED_BUFFERS_MB}MB'"
+    changed+=("shared_buffers")
+fi
 if ((${#changed[@]} == 0)); then
-    skipped "$current; max_connections $connections"
+    skipped "$current; max_connections $connections; shared_buffers ${buffers_mb}MB"
 else
     log pg_ctl_cluster restart
     wait_until "$READY_TIMEOUT" "PostgreSQL restart" pg_ready
     now=$(psql_pg -c 'SHOW shared_preload_libraries')
     [[ ,${now// /}, == *,timescaledb,* ]] || die "shared_preload_libraries is '$now' after restart"
     ok "changed ${changed[*]}; now '$now', max_connections $(psql_pg -c 'SHOW max_connections'), restarted"
+fi
+
+# WAL at 15,000 heartbeats a second: with the default max_wal_size (1 GB) a checkpoint came
+# every 30 s, and the first change of every page after a checkpoint writes the whole page to
+# the WAL again (device_state is 1.8 million rows updated every two minutes): fewer
+# checkpoints and compressed page images. Reloaded, no restart.
+step "checkpoints for a high write rate (max_wal_size, checkpoint_timeout, wal_compression)"
+wal_settings=$(psql_pg -c "SELECT (SELECT setting::bigint FROM pg_settings WHERE name = 'max_wal_size') >= 8192
+    AND (SELECT setting::int FROM pg_settings WHERE name = 'checkpoint_timeout') >= 900
+    AND current_setting('wal_compression') = 'lz4'")
+if [[ $wal_settings == t ]]; then
+    skipped
+else
+    log psql_pg -c "ALTER SYSTEM SET max_wal_size = '8GB'"
+    log psql_pg -c "ALTER SYSTEM SET checkpoint_timeout = '15min'"
+    log psql_pg -c "ALTER SYSTEM SET wal_compression = 'lz4'"
+    log psql_pg -c 'SELECT pg_reload_conf()'
+    ok "max_wal_size 8GB, checkpoint_timeout 15min, wal_compression lz4, reloaded"
 fi
 
 # PostgreSQL 15's ALTER SYSTEM refuses timescaledb.* settings: they are only defined once
