@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     heartbeat_batch_size: int = Field(default=500, ge=1)
     # A write takes every row waiting, up to this many (one COPY, one transaction).
     heartbeat_batch_max: int = Field(default=10_000, ge=1)
+    # Heartbeat batches written at once, each on a connection of its own (2 wrote 10% more at
+    # 1.8 M devices on 2 cores, but doubled the alarms' commit latency: BENCHMARKS.md).
+    heartbeat_writers: int = Field(default=1, ge=1, le=16)
     heartbeat_flush_ms: int = Field(default=200, ge=1)
     heartbeat_buffer_max: int = Field(default=200_000, ge=1000)
     status_buffer_max: int = Field(default=50_000, ge=1000)

@@ -2,7 +2,9 @@
 
 `add()` is synchronous and O(1). A batch is written when `batch_size` rows wait or the oldest
 is `flush_ms` old; it takes every row waiting, up to `batch_max`, so a writer that fell behind
-(or an event loop that is busy) catches up with fewer, larger transactions. A failed write
+(or an event loop that is busy) catches up with fewer, larger transactions; `writers` batches
+may be written at once, each on its own connection (one database session is what one batch
+after another can use: BENCHMARKS.md). A failed write
 keeps its batch and retries with back-off (each attempt with a deadline, so a hung database
 cannot hold it forever), while new rows keep arriving in the buffer. The buffer is bounded:
 when it is full the oldest rows are dropped and counted, so a long outage costs the oldest
@@ -49,6 +51,7 @@ class BatchWriter(ABC, Generic[Row]):
         flush_ms: int,
         buffer_max: int,
         attempt_timeout_s: float,
+        writers: int = 1,
     ) -> None:
         self._pool = pool
         self._metrics = metrics
@@ -57,6 +60,7 @@ class BatchWriter(ABC, Generic[Row]):
         self._flush_s = flush_ms / 1000
         self._buffer_max = buffer_max
         self._attempt_timeout_s = attempt_timeout_s
+        self._writers = writers
         self._rows: deque[Row] = deque()
         self._oldest_at = 0.0
         self._pending = asyncio.Event()
@@ -80,6 +84,12 @@ class BatchWriter(ABC, Generic[Row]):
             self._full.set()
 
     async def run(self) -> None:
+        """`writers` loops, each writing one batch at a time on a connection of its own."""
+        async with asyncio.TaskGroup() as tg:
+            for n in range(self._writers):
+                tg.create_task(self._write_batches(), name=f"ingest.{self.what}_writer[{n}]")
+
+    async def _write_batches(self) -> None:
         while True:
             await self._pending.wait()
             wait_s = self._oldest_at + self._flush_s - time.monotonic()
@@ -87,6 +97,8 @@ class BatchWriter(ABC, Generic[Row]):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._full.wait(), timeout=wait_s)
             batch = self._take()
+            if not batch:
+                continue  # another writer took them
             try:
                 await until_written(
                     functools.partial(self._write, batch),

@@ -71,8 +71,10 @@ class Ingest:
         self._directory = DeviceDirectory(pool)
         self._quarantine = Quarantine(pool, metrics, keep=settings.quarantine_keep)
         timeout_s = settings.db_write_timeout_s
-        self.heartbeats = self._writer(HeartbeatWriter, settings.heartbeat_buffer_max)
-        self.statuses = self._writer(StatusWriter, settings.status_buffer_max)
+        self.heartbeats = self._writer(
+            HeartbeatWriter, settings.heartbeat_buffer_max, writers=settings.heartbeat_writers
+        )
+        self.statuses = self._writer(StatusWriter, settings.status_buffer_max, writers=1)
         broker = self._broker = settings.broker()
         self._telemetry_sessions: list[Subscription] = []
         self._telemetry_connected = asyncio.Event()
@@ -105,7 +107,7 @@ class Ingest:
         )
         self._directory_loaded = asyncio.Event()
 
-    def _writer(self, kind: type[W], buffer_max: int) -> W:
+    def _writer(self, kind: type[W], buffer_max: int, *, writers: int) -> W:
         return kind(
             self._pool,
             self._metrics,
@@ -114,6 +116,7 @@ class Ingest:
             flush_ms=self._settings.heartbeat_flush_ms,
             buffer_max=buffer_max,
             attempt_timeout_s=self._settings.db_write_timeout_s,
+            writers=writers,
         )
 
     def add_observer(self, observer: TelemetryObserver) -> None:

@@ -56,21 +56,25 @@ def with_children(pids: Pids) -> Pids:
     return lambda: [p for pid in pids() for p in (pid, *_children(pid))]
 
 
-def _machine_busy_s() -> float:
+def _machine_s() -> tuple[float, float]:
+    """CPU seconds busy, and waiting for the disk, of the whole machine so far."""
     fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
     ticks = [int(f) for f in fields]
-    idle = ticks[3] + ticks[4]  # idle, iowait
-    return (sum(ticks[:8]) - idle) / _TICK
+    idle, iowait = ticks[3], ticks[4]
+    return (sum(ticks[:8]) - idle - iowait) / _TICK, iowait / _TICK
 
 
 @dataclass(frozen=True)
 class CpuShares:
     cores: dict[str, float]  # part -> cores busy on average
     machine: float  # every process of the machine
+    iowait: float  # cores idle while a process waited for the disk
 
     def describe(self) -> str:
         parts = ", ".join(f"{name} {cores:.2f}" for name, cores in self.cores.items())
-        return f"{parts}; machine {self.machine:.2f} of {os.cpu_count()}"
+        return (
+            f"{parts}; machine {self.machine:.2f} of {os.cpu_count()} (io wait {self.iowait:.2f})"
+        )
 
 
 class CpuMeter:
@@ -78,13 +82,13 @@ class CpuMeter:
 
     def __init__(self, parts: dict[str, Pids]) -> None:
         self._parts = parts
-        self._start: tuple[float, float, dict[str, dict[int, float]]] | None = None
+        self._start: tuple[float, tuple[float, float], dict[str, dict[int, float]]] | None = None
 
     def _read(self) -> dict[str, dict[int, float]]:
         return {name: {pid: _cpu_s(pid) for pid in pids()} for name, pids in self._parts.items()}
 
     def start(self) -> None:
-        self._start = (time.monotonic(), _machine_busy_s(), self._read())
+        self._start = (time.monotonic(), _machine_s(), self._read())
 
     def shares(self) -> CpuShares:
         assert self._start is not None, "not started"
@@ -95,4 +99,5 @@ class CpuMeter:
             name: sum(cpu - before[name].get(pid, 0.0) for pid, cpu in now[name].items()) / elapsed
             for name in self._parts
         }
-        return CpuShares(cores, (_machine_busy_s() - busy) / elapsed)
+        busy_now, iowait_now = _machine_s()
+        return CpuShares(cores, (busy_now - busy[0]) / elapsed, (iowait_now - busy[1]) / elapsed)
