@@ -111,6 +111,7 @@ class Results:
     rate: float
     broker_inflight: int
     telemetry_connections: int
+    one_process: bool
     ceiling: Throughput | None = None
     saturated: Throughput | None = None
     target: Throughput | None = None
@@ -211,6 +212,7 @@ class Bench:
             options.rate,
             options.broker_inflight,
             options.telemetry_connections,
+            options.one_process,
         )
         self.env = {
             "TELECARE_DATABASE_URL": database_url,
@@ -220,13 +222,20 @@ class Bench:
             # the deployment docs/OPERATIONS.md gives for more than 12,000 heartbeats/s
             "TELECARE_MQTT_TELEMETRY_CONNECTIONS": str(options.telemetry_connections),
         }
-        self.ingest = ServiceProcess(
-            self.env, self.logs / "ingest.log", "ingest,alerts", tree=self.tree
-        )
-        self.api = ServiceProcess(self.env, self.logs / "api.log", "api", tree=self.tree)
+        if options.one_process:  # every role in one process (checkouts before 13ddca8 serve
+            # /healthz only with the API role)
+            self.ingest = self.api = ServiceProcess(
+                self.env, self.logs / "service.log", "ingest,alerts,api", tree=self.tree
+            )
+        else:
+            self.ingest = ServiceProcess(
+                self.env, self.logs / "ingest.log", "ingest,alerts", tree=self.tree
+            )
+            self.api = ServiceProcess(self.env, self.logs / "api.log", "api", tree=self.tree)
+        self.processes = list({id(p): p for p in (self.ingest, self.api)}.values())
         self.cpu_parts = {
             "ingest+alerts": lambda: [self.ingest.pid] if self.ingest.process else [],
-            "api": lambda: [self.api.pid] if self.api.process else [],
+            "api": lambda: [self.api.pid] if self.api.process and not options.one_process else [],
             "broker": lambda: [self.broker.pid],
             "postgres": named("postgres"),
             "publishers": lambda: self._publisher_pids,
@@ -295,11 +304,10 @@ class Bench:
                 workers.stop()
 
     async def start_services(self) -> None:
-        say("starting telecare run --only ingest,alerts and --only api")
+        roles = " and ".join(f"--only {p.roles}" for p in self.processes)
+        say(f"starting telecare run {roles}")
         self.logs.mkdir(parents=True, exist_ok=True)
-        await asyncio.gather(
-            self.ingest.start(ready_within_s=600), self.api.start(ready_within_s=600)
-        )
+        await asyncio.gather(*(p.start(ready_within_s=600) for p in self.processes))
         say(f"service ready: ingest {self.ingest.url}, api {self.api.url}")
 
     async def _drain(self) -> None:
@@ -437,7 +445,7 @@ class Bench:
             )
 
     async def stop_services(self) -> None:
-        await asyncio.gather(asyncio.to_thread(self.ingest.stop), asyncio.to_thread(self.api.stop))
+        await asyncio.gather(*(asyncio.to_thread(p.stop) for p in self.processes))
 
 
 async def _py_spy(pid: int, out: Path, seconds: float) -> None:
@@ -470,7 +478,8 @@ def report(results: Results) -> str:
         f"commit {results.commit}, {results.started_at}, {results.devices:,} devices,"
         f" target {results.rate:,.0f} heartbeats/s, {os.cpu_count()} cores,"
         f" broker max_inflight_messages {results.broker_inflight},"
-        f" {results.telemetry_connections} telemetry connection(s)",
+        f" {results.telemetry_connections} telemetry connection(s),"
+        f" {'one process' if results.one_process else 'ingest+alerts and api processes'}",
         "",
         "| figure | value |",
         "| --- | ---: |",
@@ -601,6 +610,7 @@ def main() -> None:
     parser.add_argument("--tree", type=Path, default=ROOT, help="the checkout whose service runs")
     parser.add_argument("--profile", type=Path, default=None)
     parser.add_argument("--keep-database", action="store_true", help="to look at it afterwards")
+    parser.add_argument("--one-process", action="store_true", help="every role in one process")
     parser.add_argument("--broker-inflight", type=int, default=20, help="broker's QoS 1 window")
     parser.add_argument(
         "--telemetry-connections", type=int, default=4, help="the ingest's (shared subscription)"

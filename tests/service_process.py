@@ -45,7 +45,7 @@ class ServiceProcess:
             "TELECARE_API_HOST": "127.0.0.1",
         }
         self._log_path = log_path
-        self._roles = roles
+        self.roles = roles
         self._tree = tree
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -74,7 +74,7 @@ class ServiceProcess:
     def _spawn(self) -> subprocess.Popen[bytes]:
         with self._log_path.open("ab") as log:
             return subprocess.Popen(
-                [sys.executable, "-m", "telecare", "run", "--only", self._roles],
+                [sys.executable, "-m", "telecare", "run", "--only", self.roles],
                 env=self._env,
                 cwd=self._tree,
                 stdout=log,
