@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, FastAPI
 
 from api.auth_limit import FailedAuthLimiter
+from api.body_limit import BodyLimit
 from api.console import mount_console
 from api.context import ApiContext
 from api.errors import install_error_handlers
@@ -35,7 +36,8 @@ def create_app(context: ApiContext) -> FastAPI:
     """The app serves a context whose resources (pool, broker) the caller owns."""
     # A JSON body is a few hundred bytes; a CSV import at most 5 MB (it answers 413 itself
     # beyond, with the limits). Anything larger is refused before it is read into memory.
-    app = FastAPI(title="Telecare monitoring API", version="1", max_body_size=MAX_BODY_BYTES)
+    app = FastAPI(title="Telecare monitoring API", version="1")
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.state.context = context
     app.state.database_probes = health.DatabaseProbes(context.pool)
     app.state.lists = ListCache(context.events)

@@ -6,9 +6,12 @@ import json
 
 from fastapi import FastAPI, Request, Response, status
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
+from api.body_limit import TOO_LARGE_SCOPE_KEY, too_large_detail
 from api.tokens import TokenAlreadyRevoked, TokenNotFound
 from devices.errors import (
     BrokerUnavailable,
@@ -49,7 +52,36 @@ async def _invalid_request(_: Request, exc: Exception) -> Response:
     return Response(body, status.HTTP_422_UNPROCESSABLE_CONTENT, media_type="application/json")
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """The framework answers a body it could not parse with a bare 400. Here that is a 413
+    when the body passed the size limit, and a 422 naming the fault when it was not UTF-8 or
+    nested too deeply to decode: the same status and shape as any other invalid body."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == status.HTTP_400_BAD_REQUEST:
+        if (limit := request.scope.get(TOO_LARGE_SCOPE_KEY)) is not None:
+            return JSONResponse(
+                {"detail": too_large_detail(limit)},
+                status.HTTP_413_CONTENT_TOO_LARGE,
+                {"Connection": "close"},
+            )
+        if (reason := _unparsable_body(exc.__cause__)) is not None:
+            error = {"type": "json_invalid", "loc": ["body"], "msg": reason, "input": None}
+            return JSONResponse({"detail": [error]}, status.HTTP_422_UNPROCESSABLE_CONTENT)
+    return await http_exception_handler(request, exc)
+
+
+def _unparsable_body(cause: BaseException | None) -> str | None:
+    if isinstance(cause, UnicodeDecodeError):
+        return f"body is not UTF-8: byte {cause.start} cannot be decoded"
+    if isinstance(cause, RecursionError):
+        return "body is nested too deeply to decode"
+    if isinstance(cause, ValueError):
+        return f"body is not valid JSON: {cause}"
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     for error in _STATUS:
         app.add_exception_handler(error, _answer)
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(HTTPException, _http_error)

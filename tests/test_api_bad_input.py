@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -98,3 +99,16 @@ async def test_hostile_bodies_are_refused_with_a_reason(
     response = await admin.post("/devices", content=content, headers=JSON)
     assert response.status_code == status, (what, response.text[:300])
     assert response.json()["detail"], what
+
+
+async def test_a_streamed_body_past_the_limit_is_refused_whole(admin: httpx.AsyncClient) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"device_id": "streamed-1", "serial": "'
+        for _ in range(8):
+            yield b"x" * (1 << 20)
+        yield b'"}'
+
+    response = await admin.post("/devices", content=chunks(), headers=JSON)
+    assert response.status_code == 413, response.text[:300]
+    assert "larger than" in response.json()["detail"]
+    assert (await admin.get("/devices/streamed-1")).status_code == 404
