@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import struct
 import sys
 import time
@@ -43,7 +44,11 @@ class LoadOptions:
 
 
 class _Templates:
-    """Per device: the PUBLISH topic part; per message only msg_id, seq and ts change."""
+    """Per device: the PUBLISH topic part; per message only msg_id, seq and ts change.
+
+    Each load run tags its msg_ids: a device's first heartbeat of a run must not carry the
+    msg_id of its last one from the run before, which the ingest would rightly drop as a
+    redelivery (so a benchmark's second phase would lose heartbeats to its first)."""
 
     def __init__(self, options: LoadOptions) -> None:
         ids = [
@@ -56,13 +61,14 @@ class _Templates:
         ]
         self.first = bytes([PUBLISH | (options.qos << 1)])
         self.qos = options.qos
+        self.run = os.urandom(4).hex().encode()
         self.tail = (
             b',"interval_s":%d,"power":"mains","battery_pct":90,"signal_dbm":-70,'
             b'"network":"4g","firmware":"load-1.0"}' % options.interval_s
         )
 
     def packet(self, device: int, seq: int, ts: bytes, packet_id: int) -> bytes:
-        body = (b'{"msg_id":"l%d","ts":"%s","seq":%d' % (seq, ts, seq)) + self.tail
+        body = (b'{"msg_id":"l%s-%d","ts":"%s","seq":%d' % (self.run, seq, ts, seq)) + self.tail
         pid = struct.pack("!H", packet_id) if self.qos else b""
         topic = self.topics[device]
         return self.first + remaining_length(len(topic) + len(pid) + len(body)) + topic + pid + body

@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -40,6 +41,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+
+import httpx
 
 from core.mqtt_url import parse_mqtt_url
 from simulators.load import LoadOptions, LoadWorkers
@@ -85,6 +88,8 @@ class Throughput:
     fastest_5s: float
     cpu: dict[str, float]
     machine_cores: float
+    # heartbeats the ingest received in the window but did not write, by reason (its /metrics)
+    not_written: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -139,6 +144,28 @@ def _git_commit(tree: Path) -> str:
 
 # --- measuring a window ---
 
+Losses = Callable[[], Awaitable[dict[str, int]]]
+
+
+async def _ingest_losses(url: str) -> dict[str, int]:
+    """Heartbeats the ingest received and did not write, by reason, since it started."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        text = (await client.get(f"{url}/metrics")).text
+    losses: dict[str, int] = {}
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', name))
+        metric = name.partition("{")[0]
+        if metric == "telecare_messages_received_total" and labels["kind"] == "heartbeat_duplicate":
+            losses["repeated msg_id"] = int(float(value))
+        elif metric == "telecare_write_dropped_total" and labels["what"] == "heartbeats":
+            losses[labels["reason"]] = int(float(value))
+    return losses
+
+
+def _growth(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
+
 
 async def _sustained(
     what: str,
@@ -148,9 +175,11 @@ async def _sustained(
     *,
     warmup_s: float,
     window_s: float,
+    losses: Losses | None = None,
 ) -> Throughput:
     """After `warmup_s`, the count's growth over `window_s` (and every 5 s of it)."""
     await asyncio.sleep(warmup_s)
+    lost_first = await losses() if losses else {}
     first, sent_first, t_first = await count(), publishers.sent, time.monotonic()
     cpu.start()
     steps: list[float] = []
@@ -175,8 +204,11 @@ async def _sustained(
         fastest_5s=max(steps),
         cpu={name: round(cores, 2) for name, cores in shares.cores.items()},
         machine_cores=round(shares.machine, 2),
+        not_written=_growth(lost_first, await losses()) if losses else {},
     )
     say(f"{what}: {result.delivered_per_s:,.0f}/s sustained; cores: {shares.describe()}")
+    if result.not_written:
+        say(f"{what}: received but not written: {result.not_written}")
     return result
 
 
@@ -258,6 +290,9 @@ class Bench:
     async def count_committed(self) -> int:
         return await asyncio.to_thread(heartbeat_count, self.database_url)
 
+    async def ingest_losses(self) -> dict[str, int]:
+        return await _ingest_losses(self.ingest.url)
+
     def _load(self, rate: float, seconds: float) -> LoadWorkers:
         workers = _publishers(self.broker.url, self.options, rate, seconds)
         workers.start()
@@ -331,6 +366,7 @@ class Bench:
                 CpuMeter(self.cpu_parts),
                 warmup_s=options.warmup_s,
                 window_s=options.window_s,
+                losses=self.ingest_losses,
             )
         finally:
             workers.stop()
@@ -359,6 +395,7 @@ class Bench:
                         CpuMeter(self.cpu_parts),
                         warmup_s=options.warmup_s,
                         window_s=options.window_s,
+                        losses=self.ingest_losses,
                     )
                 )
                 await asyncio.sleep(options.warmup_s)
@@ -389,6 +426,7 @@ class Bench:
 
     async def _api_under_load(self, workers: LoadWorkers) -> None:
         options = self.options
+        lost_first = await self.ingest_losses()
         first, t_first, sent_first = await self.count_committed(), time.monotonic(), workers.sent
         cpu = CpuMeter(self.cpu_parts)
         cpu.start()
@@ -406,6 +444,7 @@ class Bench:
             fastest_5s=float("nan"),
             cpu={name: round(cores, 2) for name, cores in shares.cores.items()},
             machine_cores=round(shares.machine, 2),
+            not_written=_growth(lost_first, await self.ingest_losses()),
         )
         say(
             f"ingest during the API phase: {(last - first) / elapsed:,.0f}/s;"
@@ -495,7 +534,11 @@ def report(results: Results) -> str:
             f"{ceiling.delivered_per_s:,.0f}",
         )
     if saturated:
-        row("ingest at saturation: committed (/s)", f"{saturated.delivered_per_s:,.0f}")
+        row(
+            "ingest at saturation: committed (/s)",
+            f"{saturated.delivered_per_s:,.0f} of {saturated.published_per_s:,.0f} published"
+            " (the broker drops what its queue for a subscriber cannot hold)",
+        )
         if ceiling:
             row(
                 "ratio to the raw ceiling",
@@ -511,6 +554,12 @@ def report(results: Results) -> str:
             "ratio committed / published at the target",
             f"{target.delivered_per_s / target.published_per_s:.2f}",
         )
+    for phase in (saturated, target, results.ingest_during_api):
+        if phase and phase.not_written:
+            row(
+                f"{phase.what}: received, not written (in the window)",
+                ", ".join(f"{n:,} {reason}" for reason, n in phase.not_written.items()),
+            )
     if results.alarm_ack:
         a = results.alarm_ack
         row(
