@@ -101,6 +101,7 @@ class PrivateBroker:
             "log_type error",
             "log_type warning",
             "max_queued_messages 100000",
+            "set_tcp_nodelay true",  # as docs/OPERATIONS.md configures production brokers
             self._tls_listener(),
             self._extra_config,
         ]
