@@ -80,7 +80,7 @@ class BodyLimit:
                 await send(message)
             return
         received = 0
-        body_done = False
+        body_done = started = False
 
         async def counting_receive() -> Message:
             nonlocal received, body_done
@@ -94,14 +94,18 @@ class BodyLimit:
             return message
 
         async def draining_send(message: Message) -> None:
-            refused = TOO_LARGE_SCOPE_KEY in scope and not body_done
-            if message["type"] == "http.response.start" and refused:
-                await _drain(receive, self._drain_bytes)
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                if TOO_LARGE_SCOPE_KEY in scope and not body_done:
+                    await _drain(receive, self._drain_bytes)
             await send(message)
 
         try:
             await self._app(scope, counting_receive, draining_send)
         except BodyTooLarge:
+            if started:  # a route that answers while still reading: nothing else to say
+                raise
             # Raised through a route that read the body itself; one that was parsing it for
             # the framework became a 400, answered 413 by api.errors from TOO_LARGE_SCOPE_KEY.
             for message in refusal(self._max_bytes):
