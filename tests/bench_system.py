@@ -116,6 +116,7 @@ class Results:
     rate: float
     broker_inflight: int
     telemetry_connections: int
+    heartbeat_writers: int
     one_process: bool
     ceiling: Throughput | None = None
     saturated: Throughput | None = None
@@ -244,6 +245,7 @@ class Bench:
             options.rate,
             options.broker_inflight,
             options.telemetry_connections,
+            options.heartbeat_writers,
             options.one_process,
         )
         self.env = {
@@ -251,8 +253,9 @@ class Bench:
             "TELECARE_MQTT_URL": broker.url,
             "TELECARE_MQTT_CLIENT_ID": "bench-ingest",
             "TELECARE_LOG_LEVEL": "INFO",
-            # the deployment docs/OPERATIONS.md gives for more than 12,000 heartbeats/s
+            # the deployment docs/OPERATIONS.md gives for a national fleet
             "TELECARE_MQTT_TELEMETRY_CONNECTIONS": str(options.telemetry_connections),
+            "TELECARE_HEARTBEAT_WRITERS": str(options.heartbeat_writers),
         }
         if options.one_process:  # every role in one process (checkouts before 13ddca8 serve
             # /healthz only with the API role)
@@ -518,6 +521,7 @@ def report(results: Results) -> str:
         f" target {results.rate:,.0f} heartbeats/s, {os.cpu_count()} cores,"
         f" broker max_inflight_messages {results.broker_inflight},"
         f" {results.telemetry_connections} telemetry connection(s),"
+        f" {results.heartbeat_writers} heartbeat writer(s),"
         f" {'one process' if results.one_process else 'ingest+alerts and api processes'}",
         "",
         "| figure | value |",
@@ -663,6 +667,9 @@ def main() -> None:
     parser.add_argument("--broker-inflight", type=int, default=20, help="broker's QoS 1 window")
     parser.add_argument(
         "--telemetry-connections", type=int, default=4, help="the ingest's (shared subscription)"
+    )
+    parser.add_argument(
+        "--heartbeat-writers", type=int, default=2, help="the ingest's database writers"
     )
     parser.add_argument(
         "--chunk-interval", default=None, help="heartbeat chunks, e.g. '2 hours' (default 7 days)"
