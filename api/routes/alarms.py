@@ -7,11 +7,11 @@ from typing import Literal
 from fastapi import APIRouter, Request, Response
 
 from alerts.alarms import get_alarm, list_alarms
-from api.deps import AnyRole, ListsDep, PoolDep, json_response
+from api.deps import AnyRole, ListsDep, PoolDep
 from api.filters import SinceQuery
 from api.items import alarm_public
-from api.pagination import CursorQuery, LimitQuery, Page, decode_id_cursor, page
-from api.routes.operator_actions import add_item_routes
+from api.pagination import CursorQuery, LimitQuery, Page
+from api.routes.operator_actions import add_item_routes, list_page
 from api.schemas import AlarmPublic, Severity
 from core.protocol import AlarmEvent
 
@@ -34,22 +34,24 @@ async def list_(
     event: AlarmEvent | None = None,
     severity: Severity | None = None,
 ) -> Response:
-    before_id = decode_id_cursor(cursor)  # a bad cursor: 422 before anything else
-
-    async def compute() -> bytes:
-        rows = await list_alarms(
+    return await list_page(
+        request,
+        lists,
+        "alarm",
+        limit=limit,
+        cursor=cursor,
+        fetch=lambda rows, before_id: list_alarms(
             pool,
-            limit=limit + 1,
+            limit=rows,
             before_id=before_id,
             since=since,
             state=state,
             device_id=device_id,
             event=event.value if event else None,
             severity=severity,
-        )
-        return page(rows, limit, item=alarm_public, key=lambda a: a.id).model_dump_json().encode()
-
-    return json_response(await lists.answer("alarm", request.url.query, compute))
+        ),
+        public=alarm_public,
+    )
 
 
 add_item_routes(router, "alarm", get=get_alarm, public=alarm_public, response_model=AlarmPublic)

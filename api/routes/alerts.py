@@ -8,11 +8,11 @@ from fastapi import APIRouter, Query, Request, Response
 
 from alerts.queries import get_alert, list_alerts
 from alerts.types import AlertType
-from api.deps import AnyRole, ListsDep, PoolDep, json_response
+from api.deps import AnyRole, ListsDep, PoolDep
 from api.filters import SinceQuery
 from api.items import alert_public
-from api.pagination import CursorQuery, LimitQuery, Page, decode_id_cursor, page
-from api.routes.operator_actions import add_item_routes
+from api.pagination import CursorQuery, LimitQuery, Page
+from api.routes.operator_actions import add_item_routes, list_page
 from api.schemas import AlertPublic, Severity
 from api.validation import MAX_BIGINT
 
@@ -41,12 +41,15 @@ async def list_(
         bool, Query(description="leave out alerts grouped under an area_outage")
     ] = False,
 ) -> Response:
-    before_id = decode_id_cursor(cursor)  # a bad cursor: 422 before anything else
-
-    async def compute() -> bytes:
-        rows = await list_alerts(
+    return await list_page(
+        request,
+        lists,
+        "alert",
+        limit=limit,
+        cursor=cursor,
+        fetch=lambda rows, before_id: list_alerts(
             pool,
-            limit=limit + 1,
+            limit=rows,
             before_id=before_id,
             since=since,
             state=state,
@@ -55,10 +58,9 @@ async def list_(
             severity=severity,
             group_id=group_id,
             top_level=top_level,
-        )
-        return page(rows, limit, item=alert_public, key=lambda a: a.id).model_dump_json().encode()
-
-    return json_response(await lists.answer("alert", request.url.query, compute))
+        ),
+        public=alert_public,
+    )
 
 
 add_item_routes(router, "alert", get=get_alert, public=alert_public, response_model=AlertPublic)

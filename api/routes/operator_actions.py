@@ -1,22 +1,54 @@
-"""Read one, acknowledge and resolve: the same three routes for alerts and for alarms."""
+"""What the alert and alarm queues share: a page of the list, and reading one, acknowledging and
+resolving it (the same routes for alerts and for alarms)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol, TypeVar
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel
 
 from alerts.errors import InvalidTransition, ItemNotFound
 from alerts.operator_actions import Action, Kind, act
 from api.context import ApiContext
-from api.deps import AnyRole, ContextDep, OperatorRole, PoolDep
+from api.deps import AnyRole, ContextDep, OperatorRole, PoolDep, json_response
+from api.list_cache import ListCache
+from api.pagination import decode_id_cursor, page
 from api.schemas import Note
 from api.validation import RowId
 from core.db import Pool
 
 R = TypeVar("R")
+
+
+class _Row(Protocol):
+    @property
+    def id(self) -> int: ...
+
+
+Q = TypeVar("Q", bound=_Row)
+
+
+async def list_page(
+    request: Request,
+    lists: ListCache,
+    kind: Kind,
+    *,
+    limit: int,
+    cursor: str | None,
+    fetch: Callable[[int, int | None], Awaitable[Sequence[Q]]],
+    public: Callable[[Q], BaseModel],
+) -> Response:
+    """A page of the queue, newest first: `fetch(limit + 1, before_id)` gives the rows. The
+    answer is kept by the list cache until an item of `kind` changes (api/list_cache.py)."""
+    before_id = decode_id_cursor(cursor)  # a bad cursor: 422 before anything else
+
+    async def compute() -> bytes:
+        rows = await fetch(limit + 1, before_id)
+        return page(rows, limit, item=public, key=lambda r: r.id).model_dump_json().encode()
+
+    return json_response(await lists.answer(kind, request.url.query, compute))
 
 
 class ActionBody(BaseModel):
