@@ -32,23 +32,18 @@ import argparse
 import asyncio
 import json
 import os
-import re
-import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-
-import httpx
 
 from core.mqtt_url import parse_mqtt_url
 from simulators.load import LoadOptions, LoadWorkers
 from tests.bench_system_alarms import AlarmProbes, watch_alarm_events
-from tests.bench_system_api import HOT_REQUESTS, ApiFigures, hammer
-from tests.bench_system_cpu import CpuMeter, named
+from tests.bench_system_api import HOT_REQUESTS, hammer
+from tests.bench_system_cpu import CpuMeter, named, py_spy
 from tests.bench_system_db import (
     INTERVAL_S,
     PREFIX,
@@ -58,12 +53,14 @@ from tests.bench_system_db import (
     set_chunk_interval,
 )
 from tests.bench_system_mqtt import RawSubscriber
+from tests.bench_system_results import Percentiles, Results, report
 from tests.bench_system_storage import (
     StorageFigures,
     measure_size,
     query_month,
     seed_history,
 )
+from tests.bench_system_window import Window, ingest_losses, sustained
 from tests.brokers import PrivateBroker
 from tests.conftest import ADMIN_URL
 from tests.databases import create_database, drop_database
@@ -78,57 +75,6 @@ def say(message: str) -> None:
     print(f"  [{time.perf_counter() - STARTED:6.0f} s] {message}", flush=True)
 
 
-@dataclass
-class Throughput:
-    what: str
-    published_per_s: float  # PUBACKed by the broker
-    delivered_per_s: float  # counted by the raw subscriber, or committed in the database
-    window_s: float
-    slowest_5s: float
-    fastest_5s: float
-    cpu: dict[str, float]
-    machine_cores: float
-    # heartbeats the ingest received in the window but did not write, by reason (its /metrics)
-    not_written: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass
-class Percentiles:
-    samples: int
-    p50_ms: float
-    p99_ms: float
-    max_ms: float
-
-    @classmethod
-    def of(cls, values: list[float]) -> Percentiles:
-        if not values:
-            return cls(0, float("nan"), float("nan"), float("nan"))
-        ordered = sorted(values)
-        p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
-        return cls(len(ordered), statistics.median(ordered), p99, ordered[-1])
-
-
-@dataclass
-class Results:
-    started_at: str
-    commit: str
-    devices: int
-    rate: float
-    broker_inflight: int
-    telemetry_connections: int
-    heartbeat_writers: int
-    one_process: bool
-    ceiling: Throughput | None = None
-    saturated: Throughput | None = None
-    target: Throughput | None = None
-    alarm_ack: Percentiles | None = None
-    alarm_stream: Percentiles | None = None
-    alarms_not_accepted: int = 0
-    api: list[ApiFigures] = field(default_factory=list)
-    ingest_during_api: Throughput | None = None
-    storage: StorageFigures | None = None
-
-
 # --- the system under test ---
 
 
@@ -141,76 +87,6 @@ def _git_commit(tree: Path) -> str:
         check=False,
     )
     return done.stdout.strip() or "unknown"
-
-
-# --- measuring a window ---
-
-Losses = Callable[[], Awaitable[dict[str, int]]]
-
-
-async def _ingest_losses(url: str) -> dict[str, int]:
-    """Heartbeats the ingest received and did not write, by reason, since it started."""
-    async with httpx.AsyncClient(timeout=10) as client:
-        text = (await client.get(f"{url}/metrics")).text
-    losses: dict[str, int] = {}
-    for line in text.splitlines():
-        name, _, value = line.rpartition(" ")
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', name))
-        metric = name.partition("{")[0]
-        if metric == "telecare_messages_received_total" and labels["kind"] == "heartbeat_duplicate":
-            losses["repeated msg_id"] = int(float(value))
-        elif metric == "telecare_write_dropped_total" and labels["what"] == "heartbeats":
-            losses[labels["reason"]] = int(float(value))
-    return losses
-
-
-def _growth(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
-    return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
-
-
-async def _sustained(
-    what: str,
-    publishers: LoadWorkers,
-    count: Callable[[], Awaitable[int]],
-    cpu: CpuMeter,
-    *,
-    warmup_s: float,
-    window_s: float,
-    losses: Losses | None = None,
-) -> Throughput:
-    """After `warmup_s`, the count's growth over `window_s` (and every 5 s of it)."""
-    await asyncio.sleep(warmup_s)
-    lost_first = await losses() if losses else {}
-    first, sent_first, t_first = await count(), publishers.sent, time.monotonic()
-    cpu.start()
-    steps: list[float] = []
-    last, t_last = first, t_first
-    while (now := time.monotonic()) - t_first < window_s - 0.01:
-        await asyncio.sleep(min(5.0, window_s - (now - t_first)))
-        got, t_got = await count(), time.monotonic()
-        steps.append((got - last) / (t_got - t_last))
-        say(
-            f"{what}: {steps[-1]:,.0f}/s over the last {t_got - t_last:.0f} s"
-            f" (published {publishers.sent:,})"
-        )
-        last, t_last = got, t_got
-    shares = cpu.shares()
-    elapsed = t_last - t_first
-    result = Throughput(
-        what,
-        published_per_s=(publishers.sent - sent_first) / elapsed,
-        delivered_per_s=(last - first) / elapsed,
-        window_s=elapsed,
-        slowest_5s=min(steps),
-        fastest_5s=max(steps),
-        cpu={name: round(cores, 2) for name, cores in shares.cores.items()},
-        machine_cores=round(shares.machine, 2),
-        not_written=_growth(lost_first, await losses()) if losses else {},
-    )
-    say(f"{what}: {result.delivered_per_s:,.0f}/s sustained; cores: {shares.describe()}")
-    if result.not_written:
-        say(f"{what}: received but not written: {result.not_written}")
-    return result
 
 
 def _publishers(
@@ -294,7 +170,13 @@ class Bench:
         return await asyncio.to_thread(heartbeat_count, self.database_url)
 
     async def ingest_losses(self) -> dict[str, int]:
-        return await _ingest_losses(self.ingest.url)
+        return await ingest_losses(self.ingest.url)
+
+    def _ingest_window(self, what: str, workers: LoadWorkers) -> Window:
+        """Heartbeats committed, and the ingest's losses, while `workers` publish."""
+        return Window(
+            what, workers, self.count_committed, CpuMeter(self.cpu_parts), self.ingest_losses
+        )
 
     def _load(self, rate: float, seconds: float) -> LoadWorkers:
         workers = _publishers(self.broker.url, self.options, rate, seconds)
@@ -330,11 +212,9 @@ class Bench:
 
             workers = self._load(FLAT_OUT, options.warmup_s + options.window_s + 2)
             try:
-                self.results.ceiling = await _sustained(
-                    "raw ceiling",
-                    workers,
-                    received,
-                    cpu,
+                self.results.ceiling = await sustained(
+                    Window("raw ceiling", workers, received, cpu, losses=None),
+                    say,
                     warmup_s=options.warmup_s,
                     window_s=options.window_s,
                 )
@@ -362,14 +242,11 @@ class Bench:
         options = self.options
         workers = self._load(FLAT_OUT, options.warmup_s + options.window_s + 2)
         try:
-            self.results.saturated = await _sustained(
-                "ingest at saturation",
-                workers,
-                self.count_committed,
-                CpuMeter(self.cpu_parts),
+            self.results.saturated = await sustained(
+                self._ingest_window("ingest at saturation", workers),
+                say,
                 warmup_s=options.warmup_s,
                 window_s=options.window_s,
-                losses=self.ingest_losses,
             )
         finally:
             workers.stop()
@@ -391,14 +268,11 @@ class Bench:
                     watch_alarm_events(self.api.url, self.operator_token, probes.times)
                 )
                 measured = tg.create_task(
-                    _sustained(
-                        "ingest at the target rate",
-                        workers,
-                        self.count_committed,
-                        CpuMeter(self.cpu_parts),
+                    sustained(
+                        self._ingest_window("ingest at the target rate", workers),
+                        say,
                         warmup_s=options.warmup_s,
                         window_s=options.window_s,
-                        losses=self.ingest_losses,
                     )
                 )
                 await asyncio.sleep(options.warmup_s)
@@ -425,34 +299,16 @@ class Bench:
             return None
         out = Path(self.options.profile)
         out.mkdir(parents=True, exist_ok=True)
-        return tg.create_task(_py_spy(service.pid, out / f"{name}.folded", seconds))
+        return tg.create_task(py_spy(service.pid, out / f"{name}.folded", seconds, say))
 
     async def _api_under_load(self, workers: LoadWorkers) -> None:
         options = self.options
-        lost_first = await self.ingest_losses()
-        first, t_first, sent_first = await self.count_committed(), time.monotonic(), workers.sent
-        cpu = CpuMeter(self.cpu_parts)
-        cpu.start()
+        window = await self._ingest_window("ingest while the API is under load", workers).open()
         async with asyncio.TaskGroup() as tg:
             self._profile(tg, "api", self.api, options.api_seconds * len(HOT_REQUESTS) - 2)
             await self._hammer_each()
-        last, elapsed = await self.count_committed(), time.monotonic() - t_first
-        shares = cpu.shares()
-        self.results.ingest_during_api = Throughput(
-            "ingest while the API is under load",
-            published_per_s=(workers.sent - sent_first) / elapsed,
-            delivered_per_s=(last - first) / elapsed,
-            window_s=elapsed,
-            slowest_5s=float("nan"),
-            fastest_5s=float("nan"),
-            cpu={name: round(cores, 2) for name, cores in shares.cores.items()},
-            machine_cores=round(shares.machine, 2),
-            not_written=_growth(lost_first, await self.ingest_losses()),
-        )
-        say(
-            f"ingest during the API phase: {(last - first) / elapsed:,.0f}/s;"
-            f" cores: {shares.describe()}"
-        )
+        during = self.results.ingest_during_api = await window.close()
+        say(f"ingest during the API phase: {during.delivered_per_s:,.0f}/s; cores: {window.cores}")
 
     async def _hammer_each(self) -> None:
         options = self.options
@@ -490,121 +346,7 @@ class Bench:
         await asyncio.gather(*(asyncio.to_thread(p.stop) for p in self.processes))
 
 
-async def _py_spy(pid: int, out: Path, seconds: float) -> None:
-    process = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "py-spy"),
-        "record",
-        "--pid",
-        str(pid),
-        "--duration",
-        str(int(seconds)),
-        "--rate",
-        "200",
-        "--format",
-        "raw",
-        "--output",
-        str(out),
-        "--nonblocking",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    await process.wait()
-    say(f"profile of pid {pid}: {out}")
-
-
 # --- the report ---
-
-
-def report(results: Results) -> str:
-    lines = [
-        f"commit {results.commit}, {results.started_at}, {results.devices:,} devices,"
-        f" target {results.rate:,.0f} heartbeats/s, {os.cpu_count()} cores,"
-        f" broker max_inflight_messages {results.broker_inflight},"
-        f" {results.telemetry_connections} telemetry connection(s),"
-        f" {results.heartbeat_writers} heartbeat writer(s),"
-        f" {'one process' if results.one_process else 'ingest+alerts and api processes'}",
-        "",
-        "| figure | value |",
-        "| --- | ---: |",
-    ]
-
-    def row(name: str, value: str) -> None:
-        lines.append(f"| {name} | {value} |")
-
-    ceiling, saturated, target = results.ceiling, results.saturated, results.target
-    if ceiling:
-        row(
-            "raw ceiling: delivered to a counting subscriber (/s)",
-            f"{ceiling.delivered_per_s:,.0f}",
-        )
-    if saturated:
-        row(
-            "ingest at saturation: committed (/s)",
-            f"{saturated.delivered_per_s:,.0f} of {saturated.published_per_s:,.0f} published"
-            " (the broker drops what its queue for a subscriber cannot hold)",
-        )
-        if ceiling:
-            row(
-                "ratio to the raw ceiling",
-                f"{saturated.delivered_per_s / ceiling.delivered_per_s:.2f}",
-            )
-    if target:
-        row(
-            f"ingest at the target: committed (/s, {target.window_s:.0f} s)",
-            f"{target.delivered_per_s:,.0f} of {target.published_per_s:,.0f} published"
-            f" (slowest 5 s: {target.slowest_5s:,.0f})",
-        )
-        row(
-            "ratio committed / published at the target",
-            f"{target.delivered_per_s / target.published_per_s:.2f}",
-        )
-    for phase in (saturated, target, results.ingest_during_api):
-        if phase and phase.not_written:
-            row(
-                f"{phase.what}: received, not written (in the window)",
-                ", ".join(f"{n:,} {reason}" for reason, n in phase.not_written.items()),
-            )
-    if results.alarm_ack:
-        a = results.alarm_ack
-        row(
-            "alarm publish to `accepted` ack: p50 / p99 / max (ms)",
-            f"{a.p50_ms:.1f} / {a.p99_ms:.1f} / {a.max_ms:.1f} ({a.samples} alarms)",
-        )
-    if results.alarm_stream:
-        s = results.alarm_stream
-        row(
-            "alarm publish to the event stream: p50 / p99 / max (ms)",
-            f"{s.p50_ms:.1f} / {s.p99_ms:.1f} / {s.max_ms:.1f}",
-        )
-    for api in results.api:
-        row(
-            f"API {api.name}: p50 / p99 (ms), requests/s",
-            f"{api.p50_ms:.1f} / {api.p99_ms:.1f}, {api.requests_per_s:,.0f}"
-            + (
-                f" ({api.errors} errors, {api.non_2xx} non-2xx)"
-                if api.errors or api.non_2xx
-                else ""
-            ),
-        )
-    if results.ingest_during_api:
-        i = results.ingest_during_api
-        row(
-            "ingest while the API is under load: committed (/s)",
-            f"{i.delivered_per_s:,.0f} of {i.published_per_s:,.0f} published",
-        )
-    if results.storage:
-        st = results.storage
-        sample = f"{st.heartbeats:,} rows, {st.chunk_interval} chunks"
-        row(f"bytes per heartbeat with its indexes ({sample})", f"{st.bytes_per_heartbeat:.0f}")
-        for q in st.queries:
-            row(f"{q.what} ({q.rows:,} rows): p50 / max (ms)", f"{q.p50_ms:.1f} / {q.max_ms:.1f}")
-    lines.append("")
-    lines.append("Cores used (average over each window):")
-    for phase in (ceiling, saturated, target, results.ingest_during_api):
-        if phase:
-            parts = ", ".join(f"{k} {v:.2f}" for k, v in phase.cpu.items())
-            lines.append(f"- {phase.what}: {parts}; whole machine {phase.machine_cores:.2f}")
-    return "\n".join(lines)
 
 
 async def run(options: argparse.Namespace) -> Results:

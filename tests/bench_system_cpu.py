@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -101,3 +103,27 @@ class CpuMeter:
         }
         busy_now, iowait_now = _machine_s()
         return CpuShares(cores, (busy_now - busy[0]) / elapsed, (iowait_now - busy[1]) / elapsed)
+
+
+async def py_spy(pid: int, out: Path, seconds: float, say: Callable[[str], None]) -> None:
+    """Samples the Python process `pid` for `seconds` into `out` (folded stacks): where its
+    CPU went, by function."""
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "py-spy"),
+        "record",
+        "--pid",
+        str(pid),
+        "--duration",
+        str(int(seconds)),
+        "--rate",
+        "200",
+        "--format",
+        "raw",
+        "--output",
+        str(out),
+        "--nonblocking",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    await process.wait()
+    say(f"profile of pid {pid}: {out}")
