@@ -93,10 +93,12 @@ async def get_principal(
             headers={"Retry-After": str(wait_s)},
         )
     digest = token_digest(credentials.credentials)
-    principal = tokens.get(digest) or await authenticate(pool, credentials.credentials)
-    if principal is not None:
-        tokens.put(digest, principal)
-    else:
+    principal = tokens.get(digest)
+    if principal is None:  # asked of the database (which records its last use) once per TTL
+        principal = await authenticate(pool, credentials.credentials)
+        if principal is not None:
+            tokens.put(digest, principal)
+    if principal is None:
         limiter.failed(address)
         metrics.auth_failures.labels("invalid").inc()
         log.warning("authentication failed client=%s", address)
