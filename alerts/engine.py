@@ -52,8 +52,8 @@ log = logging.getLogger(__name__)
 _MAX_SLEEP_S = 1.0
 _BATCH = 1000
 _EARLY_MAX = 10_000
-_LEADER_PARTITION = 0
-_RELEASE_CHUNK = 5000  # its owner also runs the area tracker for the whole fleet
+_LEADER_PARTITION = 0  # its owner also runs the area tracker for the whole fleet
+_RELEASE_CHUNK = 5000  # devices looked at between turns of the event loop while releasing
 
 
 class AlertEngine:

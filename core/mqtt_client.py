@@ -4,10 +4,10 @@ aiomqtt (paho underneath) costs a thread-safe client object, several tasks and s
 per connection, and parses every packet in pure Python behind a queue and a task switch per
 message. This client is an `asyncio.Protocol`: no task per connection, a timer handle for the
 keepalive, futures only while a CONNECT, SUBSCRIBE or QoS 1 PUBLISH waits for its answer, and
-each incoming PUBLISH handed synchronously to `on_message` (a QoS 1 one PUBACKed once every
-packet of the same read is handled, all PUBACKs in one write).
+each incoming PUBLISH handed synchronously to `on_message` (QoS 1 ones PUBACKed together, in
+one write, at the end of the turn of the event loop that handled them).
 The simulated fleet uses it for its ten thousand connections, the ingest for its telemetry
-subscription (ingest/telemetry_session.py), where paho's parsing was most of the ingest's CPU.
+subscription (core/mqtt_subscription.py), where paho's parsing was most of the ingest's CPU.
 """
 
 from __future__ import annotations
