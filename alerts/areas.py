@@ -14,9 +14,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from alerts.actions import Emit, Group, Raise, Resolve, Ungroup, Update, area_subject
-from alerts.rules import AlertRules
-from alerts.types import AlertType
+from telecare.alerts.decisions import Emit, Group, Raise, Resolve, Ungroup, Update, area_subject
+from telecare.alerts.rules import AlertRules
+from telecare.alerts.types import AlertType
 
 CAUSES: dict[AlertType, str] = {
     AlertType.HEARTBEAT_MISSED: "silence",

@@ -1,7 +1,7 @@
 """docs/ALERTS.md for the devices this process owns: every device alert, raised on a change only.
 
 `DeviceRules` is synchronous and does no I/O: the engine feeds it heartbeats, status messages,
-device snapshots from the database and the clock, and it emits actions (alerts.actions) in the
+device snapshots from the database and the clock, and it emits actions (`decisions`) in the
 order they must be written. A heartbeat of a healthy device costs a dictionary lookup and a few
 attribute writes; everything else happens on the rare change.
 """
@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from alerts.actions import Emit, Raise, Resolve, ResolveDevice, Update, device_subject
-from alerts.clock import Clock
-from alerts.deadlines import DeadlineHeap, TrackedDevice
-from alerts.flags import MIGRATING, OFFLINE, ON_BATTERY, OPEN, OVERDUE, RETURNING
-from alerts.rules import AlertRules
-from alerts.types import AlertType
-from core.protocol import Heartbeat, Peripheral
+from telecare.alerts.clock import Clock
+from telecare.alerts.deadlines import DeadlineHeap, TrackedDevice
+from telecare.alerts.decisions import Emit, Raise, Resolve, ResolveDevice, Update, device_subject
+from telecare.alerts.flags import MIGRATING, OFFLINE, ON_BATTERY, OPEN, OVERDUE, RETURNING
+from telecare.alerts.rules import AlertRules
+from telecare.alerts.types import AlertType
+from telecare.protocol.messages import Heartbeat, Peripheral
 
 HBM = AlertType.HEARTBEAT_MISSED
 MDO = AlertType.MIGRATION_DROPOUT

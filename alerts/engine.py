@@ -20,32 +20,32 @@ from datetime import UTC, datetime
 
 import psycopg
 
-from alerts.actions import Action, Resolve, ResolveDevice
-from alerts.alarm_watch import AlarmWatch
-from alerts.areas import CAUSES, AreaTracker
-from alerts.clock import Clock
-from alerts.device_rules import DeviceRules
-from alerts.leases import PartitionLeases, partition_of
-from alerts.loader import (
+from telecare.alerts.areas import CAUSES, AreaTracker
+from telecare.alerts.clock import Clock
+from telecare.alerts.decisions import Action, Resolve, ResolveDevice
+from telecare.alerts.device_rules import DeviceRules
+from telecare.alerts.leases import PartitionLeases, partition_of
+from telecare.alerts.loader import (
     device as load_device,
 )
-from alerts.loader import (
+from telecare.alerts.loader import (
     devices_of,
     open_members,
     open_outages,
     partition_state,
     places,
 )
-from alerts.rules import AlertRules
-from alerts.store import Changed, write_actions
-from alerts.types import AlertType
-from core.db import Pool
-from core.events import EVENTS_CHANNEL, ChangeEvent, parse_event
-from core.metrics import Metrics
-from core.notifications import DEVICE_CHANGED, follow
-from core.protocol import Heartbeat, Status
-from core.retry import until_written
-from core.settings import Settings
+from telecare.alerts.rules import AlertRules
+from telecare.alerts.types import AlertType
+from telecare.alerts.unhandled_alarms import AlarmWatch
+from telecare.alerts.writer import Changed, write_actions
+from telecare.core.events import EVENTS_CHANNEL, ChangeEvent, parse_event
+from telecare.core.metrics import Metrics
+from telecare.core.retry import until_written
+from telecare.core.settings import Settings
+from telecare.db.notifications import DEVICE_CHANGED, follow
+from telecare.db.pool import Pool
+from telecare.protocol.messages import Heartbeat, Status
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,18 @@ from datetime import UTC, datetime
 
 import aiomqtt
 
-from core.backoff import backoff_delay
-from core.observers import TelemetryObserver
-from core.protocol import TOPIC_ROOT, BadTopic, Heartbeat, MessageKind, Status, parse_topic
-from core.settings import Settings
-from core.wire import Rejection, decode
+from telecare.core.backoff import backoff_delay
+from telecare.core.settings import Settings
+from telecare.protocol.decode import Rejection, decode
+from telecare.protocol.messages import (
+    TOPIC_ROOT,
+    BadTopic,
+    Heartbeat,
+    MessageKind,
+    Status,
+    parse_topic,
+)
+from telecare.protocol.telemetry_observer import TelemetryObserver
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ raise it again before the condition has cleared once.
 
 from __future__ import annotations
 
-from alerts.types import AlertType
+from telecare.alerts.types import AlertType
 
 OVERDUE = 1 << 0  # no heartbeat for interval + grace
 OFFLINE = 1 << 1  # the last status was offline (the Last Will, or a clean offline)

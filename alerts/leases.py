@@ -17,7 +17,7 @@ import socket
 import uuid
 from dataclasses import dataclass
 
-from core.db import Pool
+from telecare.db.pool import Pool
 
 log = logging.getLogger(__name__)
 

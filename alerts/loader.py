@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from alerts.device_rules import DeviceSnapshot
-from alerts.types import MIGRATING_STAGES, AlertType
-from core.db import Pool
+from telecare.alerts.device_rules import DeviceSnapshot
+from telecare.alerts.types import MIGRATING_STAGES, AlertType
+from telecare.db.pool import Pool
 
 CHUNK = 10_000
 
@@ -81,7 +81,8 @@ _WINDOWS: dict[int, int] = {}  # one int object per distinct window, not one per
 
 
 def window_s(interval_s: int, grace_s: int | None) -> int:
-    """PROTOCOL section 3: overdue after interval + grace; grace defaults to min(interval, 900)."""
+    """docs/PROTOCOL.md section 3: overdue after interval + grace; grace defaults to
+    min(interval, 900)."""
     window = interval_s + (grace_s if grace_s is not None else min(interval_s, 900))
     return _WINDOWS.setdefault(window, window)
 

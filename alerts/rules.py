@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from alerts.types import AlertType
-from core.settings import Settings
+from telecare.alerts.types import AlertType
+from telecare.core.settings import Settings
 
 # The alert types this engine raises: all of docs/ALERTS.md. The simulator's --check counts an
 # expected alert of any type missing here as "expected to miss (not built yet)".

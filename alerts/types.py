@@ -1,4 +1,4 @@
-"""Alert types of PROTOCOL section 3 and their severities."""
+"""Alert types of docs/PROTOCOL.md section 3 and their severities."""
 
 from __future__ import annotations
 

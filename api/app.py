@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from api.auth_limit import FailedAuthLimiter
-from api.body_limit import BodyLimit
-from api.console import mount_console
-from api.context import ApiContext
-from api.errors import install_error_handlers
-from api.list_cache import ListCache
-from api.routes import (
+from telecare.api.auth_limit import FailedAuthLimiter
+from telecare.api.body_limit import BodyLimit
+from telecare.api.console import mount_console
+from telecare.api.context import ApiContext
+from telecare.api.error_responses import install_error_handlers
+from telecare.api.list_cache import ListCache
+from telecare.api.routes import (
     alarms,
     alerts,
     audit,
@@ -26,7 +26,7 @@ from api.routes import (
     stats,
     tokens,
 )
-from api.validation import refuse_unstorable_text
+from telecare.api.validation import refuse_unstorable_text
 
 API_PREFIX = "/api/v1"
 MAX_BODY_BYTES = 6 * 1024 * 1024

@@ -107,6 +107,6 @@ class BodyLimit:
             if started:  # a route that answers while still reading: nothing else to say
                 raise
             # Raised through a route that read the body itself; one that was parsing it for
-            # the framework became a 400, answered 413 by api.errors from TOO_LARGE_SCOPE_KEY.
+            # the framework became a 400, answered 413 by error_responses from TOO_LARGE_SCOPE_KEY.
             for message in refusal(self._max_bytes):
                 await draining_send(message)

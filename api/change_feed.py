@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from api.items import load_public
-from core.db import Pool
-from core.events import ChangeEvent, EventKind
+from telecare.api.items import load_public
+from telecare.core.events import ChangeEvent, EventKind
+from telecare.db.pool import Pool
 
 _AFTER = """
 SELECT id, kind, entity_id, action, device_id, state FROM events WHERE id > %s ORDER BY id

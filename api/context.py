@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from api.event_hub import EventHub
-from api.token_cache import TokenCache
-from core.db import Pool
-from core.metrics import Metrics
-from core.settings import Settings
-from devices.credentials import BrokerCredentials, NoBrokerCredentials
+from telecare.api.event_hub import EventHub
+from telecare.api.token_cache import TokenCache
+from telecare.core.metrics import Metrics
+from telecare.core.settings import Settings
+from telecare.db.pool import Pool
+from telecare.devices.credentials import BrokerCredentials, NoBrokerCredentials
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from fastapi import HTTPException, status
 from pydantic import ValidationError
 
-from api.schemas import DeviceCreate
-from api.validation import body_error
-from devices.bulk_import import FieldError, ImportRow
-from devices.registry import NewDevice
+from telecare.api.schemas import DeviceCreate
+from telecare.api.validation import body_error
+from telecare.devices.bulk_import import FieldError, ImportRow
+from telecare.devices.registry import NewDevice
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 10_000

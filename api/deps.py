@@ -9,13 +9,13 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.auth_limit import FailedAuthLimiter
-from api.context import ApiContext
-from api.list_cache import ListCache
-from api.tokens import Principal, Role, authenticate, token_digest
-from core.db import Pool
-from core.metrics import Metrics
-from devices.credentials import BrokerCredentials
+from telecare.api.auth_limit import FailedAuthLimiter
+from telecare.api.context import ApiContext
+from telecare.api.list_cache import ListCache
+from telecare.api.tokens import Principal, Role, authenticate, token_digest
+from telecare.core.metrics import Metrics
+from telecare.db.pool import Pool
+from telecare.devices.credentials import BrokerCredentials
 
 log = logging.getLogger(__name__)
 

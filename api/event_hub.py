@@ -20,11 +20,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 
-from api.change_feed import StreamEvent, with_items
-from core.db import Pool
-from core.events import EVENTS_CHANNEL, ChangeEvent, EventKind, parse_event
-from core.metrics import Metrics
-from core.notifications import follow
+from telecare.api.change_feed import StreamEvent, with_items
+from telecare.core.events import EVENTS_CHANNEL, ChangeEvent, EventKind, parse_event
+from telecare.core.metrics import Metrics
+from telecare.db.notifications import follow
+from telecare.db.pool import Pool
 
 log = logging.getLogger(__name__)
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from alerts.alarms import AlarmRecord, list_alarms
-from alerts.queries import AlertRecord, list_alerts
-from api.schemas import AlarmPublic, AlertPublic
-from core.db import Pool
-from core.events import EventKind
+from telecare.alarms.queries import AlarmRecord, list_alarms
+from telecare.api.schemas import AlarmPublic, AlertPublic
+from telecare.core.events import EventKind
+from telecare.db.pool import Pool
+from telecare.operator_queue.alerts import AlertRecord, list_alerts
 
 # Validated from the record's attributes: `dataclasses.asdict` would deep-copy every history
 # and details first (two thirds of a 1,000-alert page's time: BENCHMARKS.md).

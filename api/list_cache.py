@@ -15,8 +15,8 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
-from api.event_hub import EventHub
-from core.events import EventKind
+from telecare.api.event_hub import EventHub
+from telecare.core.events import EventKind
 
 MAX_ANSWERS = 256
 

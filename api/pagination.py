@@ -13,7 +13,7 @@ from typing import Annotated, Generic, TypeVar
 from fastapi import HTTPException, Query
 from pydantic import BaseModel
 
-from api.validation import unprocessable
+from telecare.api.validation import unprocessable
 
 T = TypeVar("T")
 R = TypeVar("R")

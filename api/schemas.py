@@ -1,4 +1,4 @@
-"""Request and response bodies of the HTTP API (PROTOCOL section 4)."""
+"""Request and response bodies of the HTTP API (docs/PROTOCOL.md section 4)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from pydantic import (
     field_validator,
 )
 
-from core.protocol import DEVICE_ID_PATTERN
-from core.text import Storable
-from devices.postcodes import normalise_postcode
+from telecare.core.text import Storable
+from telecare.devices.postcodes import normalise_postcode
+from telecare.protocol.messages import DEVICE_ID_PATTERN
 
 Severity = Literal["critical", "high", "medium", "low"]
 MigrationStage = Literal["analogue", "scheduled", "in_progress", "verifying", "complete", "failed"]
@@ -89,7 +89,9 @@ class DevicePublic(BaseModel):
     mqtt_password_set_at: datetime
     status: str
     heartbeat_deadline_at: datetime = Field(
-        description="when the device is overdue unless a heartbeat arrives (PROTOCOL section 3)"
+        description=(
+            "when the device is overdue unless a heartbeat arrives (docs/PROTOCOL.md section 3)"
+        )
     )
     last_heartbeat_at: datetime | None
     power: str | None

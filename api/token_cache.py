@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import time
 
-from api.tokens import TOKEN_REVOKED, Principal
-from core.notifications import follow
+from telecare.api.tokens import TOKEN_REVOKED, Principal
+from telecare.db.notifications import follow
 
 DEFAULT_TTL_S = 30.0
 

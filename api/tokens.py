@@ -17,11 +17,11 @@ from enum import StrEnum
 
 from psycopg.rows import class_row
 
-from core import audit
-from core.audit import Actor
-from core.db import Pool
-from core.notifications import notify
-from core.text import storable_text_problem
+from telecare.core.text import storable_text_problem
+from telecare.db import audit
+from telecare.db.audit import Actor
+from telecare.db.notifications import notify
+from telecare.db.pool import Pool
 
 TOKEN_PREFIX = "tc_"  # noqa: S105 - a prefix that makes leaked tokens recognisable
 # Notified with the token id when a token is revoked: API processes forget it at once.

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import HTTPException, Path, Request, status
 
-from core.text import storable_text_problem
+from telecare.core.text import storable_text_problem
 
 MAX_BIGINT = 2**63 - 1
 RowId = Annotated[int, Path(ge=1, le=MAX_BIGINT, description="the record's id")]

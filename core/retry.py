@@ -12,8 +12,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from core.backoff import backoff_delay
-from core.metrics import Metrics
+from telecare.core.backoff import backoff_delay
+from telecare.core.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from core.mqtt_url import BrokerAddress, parse_mqtt_url
+from telecare.core.mqtt_url import BrokerAddress, parse_mqtt_url
 
 ROLES = frozenset({"ingest", "alerts", "api"})
 

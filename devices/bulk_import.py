@@ -20,12 +20,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from core import audit
-from core.db import Pool
-from devices.credentials import BrokerCredentials, DeviceSecret
-from devices.errors import BrokerUnavailable
-from devices.passwords import hash_password, new_password
-from devices.registry import NewDevice, insert_devices
+from telecare.db import audit
+from telecare.db.pool import Pool
+from telecare.devices.credentials import BrokerCredentials, DeviceSecret
+from telecare.devices.errors import BrokerUnavailable
+from telecare.devices.passwords import hash_password, new_password
+from telecare.devices.registry import NewDevice, insert_devices
 
 
 @dataclass(frozen=True)

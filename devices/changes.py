@@ -14,14 +14,14 @@ from datetime import datetime
 
 from psycopg import sql
 
-from core import audit
-from core.db import Pool
-from core.notifications import DEVICE_CHANGED, notify
-from devices.credentials import BrokerCredentials
-from devices.passwords import hash_password, new_password
-from devices.postcodes import postcode_district
-from devices.records import DeviceRecord
-from devices.registry import fetch_device, lock_active_device
+from telecare.db import audit
+from telecare.db.notifications import DEVICE_CHANGED, notify
+from telecare.db.pool import Pool
+from telecare.devices.credentials import BrokerCredentials
+from telecare.devices.passwords import hash_password, new_password
+from telecare.devices.postcodes import postcode_district
+from telecare.devices.records import DeviceRecord
+from telecare.devices.registry import fetch_device, lock_active_device
 
 log = logging.getLogger(__name__)
 

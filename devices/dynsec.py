@@ -27,12 +27,12 @@ from typing import Any
 
 import aiomqtt
 
-from core.backoff import backoff_delay
-from core.metrics import Metrics
-from core.protocol import TOPIC_ROOT
-from core.settings import Settings
-from devices.credentials import DeviceSecret
-from devices.errors import BrokerUnavailable
+from telecare.core.backoff import backoff_delay
+from telecare.core.metrics import Metrics
+from telecare.core.settings import Settings
+from telecare.devices.credentials import DeviceSecret
+from telecare.devices.errors import BrokerUnavailable
+from telecare.protocol.messages import TOPIC_ROOT
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,8 @@ def role_name(device_id: str) -> str:
 
 
 def device_acls(device_id: str) -> list[Command]:
-    """Device ids cannot hold `/`, `+` or `#` (PROTOCOL section 2), so these stay literal."""
+    """Device ids cannot hold `/`, `+` or `#` (docs/PROTOCOL.md section 2), so these stay
+    literal."""
     base = f"{TOPIC_ROOT}/{device_id}"
     return [
         {"acltype": "publishClientSend", "topic": f"{base}/#", "allow": True},

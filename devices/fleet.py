@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.db import Pool
-from devices.migration import STAGES
-from devices.records import DEVICE_FROM, STATUS_SQL
+from telecare.db.pool import Pool
+from telecare.devices.migration import STAGES
+from telecare.devices.records import DEVICE_FROM, STATUS_SQL
 
 STATUSES = ("online", "overdue", "offline", "never_seen")
 

@@ -11,9 +11,9 @@
    `in_progress`; its entry into `verifying` if it never was in progress) that an operator has
    acknowledged: the alarm reached the monitoring centre and a person answered it.
 
-Every stage change sets `stage_changed_at` (the liveness window restarts from it, PROTOCOL
-section 3), writes a history row (who, when, from, to, note, evidence) and the audit log, and
-notifies the other processes.
+Every stage change sets `stage_changed_at` (the liveness window restarts from it,
+docs/PROTOCOL.md section 3), writes a history row (who, when, from, to, note, evidence) and the
+audit log, and notifies the other processes.
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from psycopg import AsyncConnection
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from core import audit
-from core.db import Pool
-from core.notifications import DEVICE_CHANGED, notify
-from devices.errors import InvalidStageTransition, MissingEvidence
-from devices.registry import fetch_device, lock_active_device
+from telecare.db import audit
+from telecare.db.notifications import DEVICE_CHANGED, notify
+from telecare.db.pool import Pool
+from telecare.devices.errors import InvalidStageTransition, MissingEvidence
+from telecare.devices.registry import fetch_device, lock_active_device
 
 log = logging.getLogger(__name__)
 

@@ -6,15 +6,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-# When the device is overdue unless a heartbeat arrives (PROTOCOL section 3): interval + grace
-# after the later of its last heartbeat and its registration or last migration-stage change.
+# When the device is overdue unless a heartbeat arrives (docs/PROTOCOL.md section 3): interval
+# + grace after the later of its last heartbeat and its registration or last migration-stage
+# change.
 DEADLINE_SQL = """
 greatest(s.last_heartbeat_at, d.stage_changed_at)
 + make_interval(secs => d.heartbeat_interval_s
                         + coalesce(d.heartbeat_grace_s, least(d.heartbeat_interval_s, 900)))
 """
 
-# Live status, computed in SQL so lists can filter and count by it (PROTOCOL section 4).
+# Live status, computed in SQL so lists can filter and count by it (docs/PROTOCOL.md section 4).
 # offline: the broker delivered the device's Last Will after its last heartbeat.
 # never_seen: registered but no heartbeat yet. overdue: past interval + grace.
 STATUS_SQL = f"""

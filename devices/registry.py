@@ -10,19 +10,25 @@ import psycopg
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from core import audit
-from core.db import Pool
-from core.notifications import DEVICE_CHANGED
-from devices.credentials import BrokerCredentials, DeviceSecret, NoBrokerCredentials
-from devices.errors import (
+from telecare.db import audit
+from telecare.db.notifications import DEVICE_CHANGED
+from telecare.db.pool import Pool
+from telecare.devices.credentials import BrokerCredentials, DeviceSecret, NoBrokerCredentials
+from telecare.devices.errors import (
     BrokerUnavailable,
     DeviceAlreadyRegistered,
     DeviceDecommissioned,
     DeviceNotFound,
 )
-from devices.passwords import hash_password, new_password
-from devices.postcodes import postcode_district
-from devices.records import DEADLINE_SQL, DEVICE_COLUMNS, DEVICE_FROM, STATUS_SQL, DeviceRecord
+from telecare.devices.passwords import hash_password, new_password
+from telecare.devices.postcodes import postcode_district
+from telecare.devices.records import (
+    DEADLINE_SQL,
+    DEVICE_COLUMNS,
+    DEVICE_FROM,
+    STATUS_SQL,
+    DeviceRecord,
+)
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +192,7 @@ async def list_devices(
 ) -> list[DeviceRecord]:
     """Devices ordered by id, starting after the cursor `after`.
 
-    `overdue_only`: past the PROTOCOL section 3 deadline, whatever the status label says
+    `overdue_only`: past the docs/PROTOCOL.md section 3 deadline, whatever the status label says
     (an overdue device whose Last Will came is `offline`, one never heard from `never_seen`).
     """
     params: dict[str, object] = {

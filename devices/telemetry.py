@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from psycopg import AsyncConnection, sql
 from psycopg.rows import class_row
 
-from core.db import Pool
-from core.migrations.runner import is_hypertable
+from telecare.db.migrations.runner import is_hypertable
+from telecare.db.pool import Pool
 
 _RAW = """
 SELECT received_at, device_ts, msg_id, seq, power, battery_pct, signal_dbm, network, firmware

@@ -20,14 +20,14 @@ from datetime import UTC, datetime
 
 import aiomqtt
 
-from core.metrics import Metrics
-from core.protocol import Alarm, BadTopic, MessageKind, parse_topic
-from core.retry import until_written
-from core.wire import Rejection, decode
-from ingest.alarms import AlarmRefused, AlarmStore
-from ingest.directory import DeviceDirectory
-from ingest.mqtt_session import Link
-from ingest.quarantine import Quarantine
+from telecare.alarms.store import AlarmRefused, AlarmStore
+from telecare.core.metrics import Metrics
+from telecare.core.retry import until_written
+from telecare.ingest.directory import DeviceDirectory
+from telecare.ingest.quarantine import Quarantine
+from telecare.mqtt.session import Link
+from telecare.protocol.decode import Rejection, decode
+from telecare.protocol.messages import Alarm, BadTopic, MessageKind, parse_topic
 
 log = logging.getLogger(__name__)
 

@@ -26,9 +26,9 @@ from typing import Generic, TypeVar
 
 import psycopg
 
-from core.db import Pool
-from core.metrics import Metrics
-from core.retry import until_written
+from telecare.core.metrics import Metrics
+from telecare.core.retry import until_written
+from telecare.db.pool import Pool
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ Two persistent MQTT sessions, so that neither can hold up the other:
   to bounded buffers written in batches; bad input is quarantined. Nothing here waits for the
   database, so it keeps up (and keeps the alert engine fed) while the database is away; only
   the buffers' bounds can cost telemetry, counted in /metrics. It runs on the lean client
-  (core/mqtt_subscription.py): each message is handled as it is read from the socket, with no
+  (mqtt/subscription.py): each message is handled as it is read from the socket, with no
   queue and no task switch (paho's parsing and aiomqtt's queue were most of the ingest's CPU:
   BENCHMARKS.md). One connection (`{client_id}`) by default. The broker sends a connection at
   most its in-flight window of un-PUBACKed messages (Mosquitto's `max_inflight_messages`, 20),
@@ -28,24 +28,24 @@ import logging
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from core.db import Pool
-from core.metrics import Metrics
-from core.mqtt_client import OnMessage
-from core.mqtt_subscription import Subscription
-from core.notifications import DEVICE_CHANGED, follow
-from core.observers import TelemetryObserver
-from core.protocol import TOPIC_ROOT, Ack, MessageKind
-from core.protocol import topic_for as protocol_topic
-from core.settings import Settings
-from ingest.alarm_intake import AlarmIntake
-from ingest.alarms import AlarmStore
-from ingest.batches import BatchWriter
-from ingest.directory import DeviceDirectory
-from ingest.heartbeats import HeartbeatWriter
-from ingest.mqtt_session import MqttSession
-from ingest.quarantine import Quarantine
-from ingest.status import StatusWriter
-from ingest.telemetry_intake import TelemetryIntake
+from telecare.alarms.store import AlarmStore
+from telecare.core.metrics import Metrics
+from telecare.core.settings import Settings
+from telecare.db.notifications import DEVICE_CHANGED, follow
+from telecare.db.pool import Pool
+from telecare.ingest.alarm_intake import AlarmIntake
+from telecare.ingest.batches import BatchWriter
+from telecare.ingest.directory import DeviceDirectory
+from telecare.ingest.heartbeats import HeartbeatWriter
+from telecare.ingest.quarantine import Quarantine
+from telecare.ingest.status import StatusWriter
+from telecare.ingest.telemetry_intake import TelemetryIntake
+from telecare.mqtt.client import OnMessage
+from telecare.mqtt.session import MqttSession
+from telecare.mqtt.subscription import Subscription
+from telecare.protocol.messages import TOPIC_ROOT, Ack, MessageKind
+from telecare.protocol.messages import topic_for as protocol_topic
+from telecare.protocol.telemetry_observer import TelemetryObserver
 
 log = logging.getLogger(__name__)
 

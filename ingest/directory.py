@@ -6,7 +6,7 @@ import logging
 import sys
 import time
 
-from core.db import Pool
+from telecare.db.pool import Pool
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from typing import NamedTuple
 
 from psycopg import AsyncConnection
 
-from core.protocol import Heartbeat
-from ingest.batches import BatchWriter
+from telecare.ingest.batches import BatchWriter
+from telecare.protocol.messages import Heartbeat
 
 # ON COMMIT DELETE ROWS: empty again after each batch; the table lives as long as the session.
 # `peripherals` is JSON text here, cast on the way into `heartbeats`.

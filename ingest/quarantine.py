@@ -7,9 +7,9 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from core.db import Pool
-from core.metrics import Metrics
-from core.wire import Rejection
+from telecare.core.metrics import Metrics
+from telecare.db.pool import Pool
+from telecare.protocol.decode import Rejection
 
 log = logging.getLogger(__name__)
 

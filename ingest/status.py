@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple
 
-from ingest.batches import BatchWriter
+from telecare.ingest.batches import BatchWriter
 
 _INSERT_EVENTS = (
     "INSERT INTO device_status_events (received_at, device_id, state, device_ts, reason)"

@@ -14,15 +14,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import NamedTuple
 
-from core.clock import CoarseClock
-from core.metrics import Metrics
-from core.observers import TelemetryObserver
-from core.protocol import BadTopic, Heartbeat, MessageKind, Status, parse_topic
-from core.wire import Rejection, decode
-from ingest.directory import DeviceDirectory
-from ingest.heartbeats import HeartbeatRow, HeartbeatWriter
-from ingest.quarantine import Quarantine
-from ingest.status import StatusRow, StatusWriter
+from telecare.core.coarse_clock import CoarseClock
+from telecare.core.metrics import Metrics
+from telecare.ingest.directory import DeviceDirectory
+from telecare.ingest.heartbeats import HeartbeatRow, HeartbeatWriter
+from telecare.ingest.quarantine import Quarantine
+from telecare.ingest.status import StatusRow, StatusWriter
+from telecare.protocol.decode import Rejection, decode
+from telecare.protocol.messages import BadTopic, Heartbeat, MessageKind, Status, parse_topic
+from telecare.protocol.telemetry_observer import TelemetryObserver
 
 log = logging.getLogger(__name__)
 

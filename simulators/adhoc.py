@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from simulators.scenario import Scenario, parse_scenario
-from simulators.scenario_errors import ScenarioError
+from telecare.simulators.scenario import Scenario, parse_scenario
+from telecare.simulators.scenario_errors import ScenarioError
 
 FOREVER_S = 10 * 365 * 24 * 3600.0
 

@@ -22,11 +22,11 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from core.mqtt_client import MqttError, connect
-from core.mqtt_url import BrokerAddress
-from core.protocol import MessageKind, topic_for
-from simulators.hub import Hub
-from simulators.timeline import Timeline
+from telecare.core.mqtt_url import BrokerAddress
+from telecare.mqtt.client import MqttError, connect
+from telecare.protocol.messages import MessageKind, topic_for
+from telecare.simulators.hub import Hub
+from telecare.simulators.timeline import Timeline
 
 log = logging.getLogger(__name__)
 

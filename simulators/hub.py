@@ -16,15 +16,15 @@ import time
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 
-from core.backoff import backoff_delay
-from core.mqtt_client import MqttConnection, MqttError, connect
-from core.mqtt_packets import Will
-from core.mqtt_url import BrokerAddress
-from core.protocol import AlarmEvent, MessageKind, topic_for
-from simulators.actions import DropMode
-from simulators.hub_parts import HubIdentity, PendingAlarm, PeripheralState
-from simulators.stats import FleetStats
-from simulators.timeline import Timeline
+from telecare.core.backoff import backoff_delay
+from telecare.core.mqtt_url import BrokerAddress
+from telecare.mqtt.client import MqttConnection, MqttError, connect
+from telecare.mqtt.packets import Will
+from telecare.protocol.messages import AlarmEvent, MessageKind, topic_for
+from telecare.simulators.fleet_stats import FleetStats
+from telecare.simulators.hub_parts import HubIdentity, PendingAlarm, PeripheralState
+from telecare.simulators.scenario_events import DropMode
+from telecare.simulators.timeline import Timeline
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from core.protocol import AlarmEvent
-from simulators.scenario import Group
+from telecare.protocol.messages import AlarmEvent
+from telecare.simulators.scenario import Group
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,10 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from multiprocessing.sharedctypes import Synchronized
 
-from core.mqtt_client import MqttConnection, connect
-from core.mqtt_packets import PUBLISH, remaining_length
-from core.mqtt_url import BrokerAddress
-from core.protocol import MessageKind, topic_for
+from telecare.core.mqtt_url import BrokerAddress
+from telecare.mqtt.client import MqttConnection, connect
+from telecare.mqtt.packets import PUBLISH, remaining_length
+from telecare.protocol.messages import MessageKind, topic_for
 
 TICK_S = 0.01
 _MAX_PER_TICK = 5000  # a rate the publisher cannot reach never builds a backlog of packets

@@ -11,12 +11,12 @@ from typing import Any
 
 import httpx
 
-from core.protocol import AlarmEvent
-from simulators.actions import Action, Do, DropMode
-from simulators.api_client import Api
-from simulators.bad_actors import BadActor
-from simulators.hub import Hub
-from simulators.timeline import Timeline
+from telecare.protocol.messages import AlarmEvent
+from telecare.simulators.api_client import Api
+from telecare.simulators.bad_actors import BadActor
+from telecare.simulators.hub import Hub
+from telecare.simulators.scenario_events import Action, Do, DropMode
+from telecare.simulators.timeline import Timeline
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ from typing import Any
 
 import httpx
 
-from core.protocol import is_valid_device_id
-from simulators.api_client import Api, ApiError
-from simulators.scenario import Scenario
-from simulators.scenario_errors import ScenarioError
+from telecare.protocol.messages import is_valid_device_id
+from telecare.simulators.api_client import Api, ApiError
+from telecare.simulators.scenario import Scenario
+from telecare.simulators.scenario_errors import ScenarioError
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,9 @@ def plan_fleet(scenario: Scenario, prefix: str) -> list[FleetDevice]:
         for n in range(group.devices):
             device_id = f"{prefix}-{group.name}-{n + 1:04d}"
             if not is_valid_device_id(device_id):
-                raise ScenarioError(f"device id {device_id!r} breaks PROTOCOL's id pattern")
+                raise ScenarioError(
+                    f"device id {device_id!r} breaks the id pattern of docs/PROTOCOL.md"
+                )
             fleet.append(
                 FleetDevice(
                     device_id,

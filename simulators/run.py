@@ -12,27 +12,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.mqtt_url import BrokerAddress
-from simulators.actions import Do
-from simulators.api_client import Api
-from simulators.bad_actors import BadActor, detect_broker_mode
-from simulators.hub import Hub
-from simulators.hub_parts import HubIdentity
-from simulators.player import Player
-from simulators.registration import (
+from telecare.core.mqtt_url import BrokerAddress
+from telecare.simulators.api_client import Api
+from telecare.simulators.bad_actors import BadActor, detect_broker_mode
+from telecare.simulators.fleet_stats import FleetStats
+from telecare.simulators.hub import Hub
+from telecare.simulators.hub_parts import HubIdentity
+from telecare.simulators.player import Player
+from telecare.simulators.registration import (
     Registered,
     plan_fleet,
     read_fleet_file,
     register_fleet,
     write_fleet_file,
 )
-from simulators.scenario import Scenario
-from simulators.scenario_errors import ScenarioError
-from simulators.stats import FleetStats
-from simulators.timeline import Timeline
-from simulators.truth.expect import Tolerance
-from simulators.truth.report import build_report, write_report
-from simulators.truth.rules import Rules
+from telecare.simulators.scenario import Scenario
+from telecare.simulators.scenario_errors import ScenarioError
+from telecare.simulators.scenario_events import Do
+from telecare.simulators.timeline import Timeline
+from telecare.simulators.truth.expect import Tolerance
+from telecare.simulators.truth.report import build_report, write_report
+from telecare.simulators.truth.thresholds import Rules
 
 log = logging.getLogger(__name__)
 

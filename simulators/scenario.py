@@ -2,7 +2,7 @@
 
 A file is written in scenario seconds; `load_scenario(path, time_scale=F)` divides every duration
 by F, so what the rest of the simulator sees is already in real seconds. Anything the scaled
-scenario cannot do within PROTOCOL.md (a heartbeat interval under 10 s) is refused here.
+scenario cannot do within docs/PROTOCOL.md (a heartbeat interval under 10 s) is refused here.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from core.protocol import AlarmEvent
-from simulators.actions import Action, parse_actions
-from simulators.scenario_errors import ScenarioError
+from telecare.protocol.messages import AlarmEvent
+from telecare.simulators.scenario_errors import ScenarioError
+from telecare.simulators.scenario_events import Action, parse_actions
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
 NETWORKS = ("ethernet", "wifi", "4g", "5g", "lte-m", "nb-iot", "pstn-adapter")
@@ -162,8 +162,8 @@ def _group(reader: _Reader, scale: float) -> Group:
     if interval < MIN_INTERVAL_S:
         raise ScenarioError(
             f"group {name!r}: heartbeat_interval_s {reader.number('heartbeat_interval_s', 60):g} "
-            f"/ time scale {scale:g} = {interval} s, under PROTOCOL's minimum of "
-            f"{MIN_INTERVAL_S} s; use a time scale of at most "
+            f"/ time scale {scale:g} = {interval} s, under the minimum of docs/PROTOCOL.md "
+            f"({MIN_INTERVAL_S} s); use a time scale of at most "
             f"{reader.number('heartbeat_interval_s', 60) / MIN_INTERVAL_S:g}"
         )
     grace = reader.optional_number("heartbeat_grace_s")

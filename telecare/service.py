@@ -13,21 +13,21 @@ import psycopg
 import uvicorn
 from fastapi import FastAPI
 
-from alerts.engine import AlertEngine
-from alerts.feed import feed_from_mqtt
-from api.app import create_app, create_operations_app
-from api.context import ApiContext
-from api.event_hub import EventHub
-from api.recent import Recent
-from api.token_cache import TokenCache
-from core.db import Pool, open_pool
-from core.metrics import Metrics
-from core.migrations.runner import upgrade
-from core.retention import RetentionPolicy, prune_daily
-from core.settings import ROLES, Settings
-from devices.credentials import BrokerCredentials, NoBrokerCredentials
-from devices.dynsec import DynsecCredentials
-from ingest.consumer import Ingest
+from telecare.alerts.engine import AlertEngine
+from telecare.alerts.feed import feed_from_mqtt
+from telecare.api.app import create_app, create_operations_app
+from telecare.api.context import ApiContext
+from telecare.api.event_hub import EventHub
+from telecare.api.recent import Recent
+from telecare.api.token_cache import TokenCache
+from telecare.core.metrics import Metrics
+from telecare.core.settings import ROLES, Settings
+from telecare.db.migrations.runner import upgrade
+from telecare.db.pool import Pool, open_pool
+from telecare.db.retention import RetentionPolicy, prune_daily
+from telecare.devices.credentials import BrokerCredentials, NoBrokerCredentials
+from telecare.devices.dynsec import DynsecCredentials
+from telecare.ingest.consumer import Ingest
 
 log = logging.getLogger(__name__)
 

@@ -46,12 +46,12 @@ from typing import Any
 
 import psycopg
 
-from alerts.engine import AlertEngine
-from core.db import Pool, open_pool
-from core.metrics import Metrics
-from core.migrations.runner import upgrade
-from core.protocol import Heartbeat
-from core.settings import Settings
+from telecare.alerts.engine import AlertEngine
+from telecare.core.metrics import Metrics
+from telecare.core.settings import Settings
+from telecare.db.migrations.runner import upgrade
+from telecare.db.pool import Pool, open_pool
+from telecare.protocol.messages import Heartbeat
 from tests.bench_alerts_fleet import (
     LEASE_S,
     ORDER_MAX,

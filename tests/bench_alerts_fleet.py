@@ -12,7 +12,7 @@ from typing import Literal
 
 import psycopg
 
-from core.protocol import Heartbeat
+from telecare.protocol.messages import Heartbeat
 
 INTERVAL_S = 120  # every device: a 2-minute heartbeat interval ...
 GRACE_S = 300  # ... and 5 minutes' grace, so the fleet's own deadlines lie beyond the run

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 
 import psycopg
 
-from core.events import EVENTS_CHANNEL
-from core.protocol import Heartbeat
+from telecare.core.events import EVENTS_CHANNEL
+from telecare.protocol.messages import Heartbeat
 from tests.bench_alerts_fleet import Receive, device_id_of
 
 

@@ -22,10 +22,10 @@ from contextlib import asynccontextmanager
 import httpx
 import psycopg
 
-from api.tokens import Role, create_token
-from core.mqtt_url import BrokerAddress, parse_mqtt_url
-from core.protocol import MessageKind, topic_for
-from core.settings import Settings
+from telecare.api.tokens import Role, create_token
+from telecare.core.mqtt_url import BrokerAddress, parse_mqtt_url
+from telecare.core.settings import Settings
+from telecare.protocol.messages import MessageKind, topic_for
 from telecare.service import Service
 from tests.brokers import PrivateBroker
 from tests.conftest import ADMIN_URL

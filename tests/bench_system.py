@@ -39,8 +39,8 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from core.mqtt_url import parse_mqtt_url
-from simulators.load import LoadOptions, LoadWorkers
+from telecare.core.mqtt_url import parse_mqtt_url
+from telecare.simulators.load import LoadOptions, LoadWorkers
 from tests.bench_system_alarms import AlarmProbes, watch_alarm_events
 from tests.bench_system_api import HOT_REQUESTS, hammer
 from tests.bench_system_cpu import CpuMeter, named, py_spy

@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 
 import httpx
 
-from core.mqtt_client import MqttConnection, connect
-from core.mqtt_url import BrokerAddress
-from core.protocol import MessageKind, topic_for
+from telecare.core.mqtt_url import BrokerAddress
+from telecare.mqtt.client import MqttConnection, connect
+from telecare.protocol.messages import MessageKind, topic_for
 
 
 @dataclass

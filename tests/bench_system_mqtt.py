@@ -13,8 +13,8 @@ import multiprocessing
 from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event
 
-from core.mqtt_client import connect
-from core.mqtt_url import parse_mqtt_url
+from telecare.core.mqtt_url import parse_mqtt_url
+from telecare.mqtt.client import connect
 
 
 async def _count(

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from simulators.load import LoadWorkers
+from telecare.simulators.load import LoadWorkers
 from tests.bench_system_cpu import CpuMeter
 
 Count = Callable[[], Awaitable[int]]

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from core.mqtt_url import BrokerAddress, parse_mqtt_url
+from telecare.core.mqtt_url import BrokerAddress, parse_mqtt_url
 from tests.tls import TlsFiles
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"

@@ -12,8 +12,8 @@ import httpx
 import psycopg
 import pytest
 
-from api.tokens import Role
-from core.settings import Settings
+from telecare.api.tokens import Role
+from telecare.core.settings import Settings
 from telecare.service import Service
 from tests.brokers import PrivateBroker
 from tests.databases import create_database, drop_database, seed

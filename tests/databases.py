@@ -8,7 +8,7 @@ import uuid
 
 import psycopg
 
-from core.migrations.runner import upgrade
+from telecare.db.migrations.runner import upgrade
 
 
 def create_database(admin_url: str) -> str:

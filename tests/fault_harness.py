@@ -24,9 +24,9 @@ from typing import Any
 import httpx
 import psycopg
 
-from api.tokens import Role, create_token
-from core.db import open_pool
-from core.settings import Settings
+from telecare.api.tokens import Role, create_token
+from telecare.core.settings import Settings
+from telecare.db.pool import open_pool
 from tests.brokers import PrivateBroker
 from tests.fault_load import AlarmFleet, HeartbeatLoad
 from tests.service_process import ServiceProcess

@@ -21,15 +21,15 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from core.backoff import backoff_delay
-from core.mqtt_client import MqttConnection, MqttError, connect
-from core.mqtt_url import BrokerAddress
-from core.protocol import AlarmEvent, MessageKind, topic_for
-from simulators.hub import Hub
-from simulators.hub_parts import HubIdentity
-from simulators.scenario import parse_scenario
-from simulators.stats import FleetStats
-from simulators.timeline import Timeline
+from telecare.core.backoff import backoff_delay
+from telecare.core.mqtt_url import BrokerAddress
+from telecare.mqtt.client import MqttConnection, MqttError, connect
+from telecare.protocol.messages import AlarmEvent, MessageKind, topic_for
+from telecare.simulators.fleet_stats import FleetStats
+from telecare.simulators.hub import Hub
+from telecare.simulators.hub_parts import HubIdentity
+from telecare.simulators.scenario import parse_scenario
+from telecare.simulators.timeline import Timeline
 
 _TICK_S = 0.02
 

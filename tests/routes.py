@@ -7,10 +7,10 @@ from typing import Any, cast
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 
-from api.app import create_app
-from api.context import ApiContext
-from core.metrics import Metrics
-from core.settings import Settings
+from telecare.api.app import create_app
+from telecare.api.context import ApiContext
+from telecare.core.metrics import Metrics
+from telecare.core.settings import Settings
 
 # FastAPI's own pages: the schema and its viewers.
 DOCUMENTATION = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}

@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 import aiomqtt
 import httpx
 
-from api.tokens import Role, create_token
-from core.mqtt_url import BrokerAddress
+from telecare.api.tokens import Role, create_token
+from telecare.core.mqtt_url import BrokerAddress
 from telecare.service import Service
 
 T = TypeVar("T")

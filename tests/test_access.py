@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import httpx
 
-from api.tokens import Role
+from telecare.api.tokens import Role
 from telecare.service import Service
 from tests.routes import all_routes
 from tests.support import api_client

@@ -5,15 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from alerts.actions import Action, Group, Raise, Resolve, ResolveDevice, Ungroup, Update
-from alerts.alarm_watch import AlarmWatch
-from alerts.areas import AreaTracker
-from alerts.clock import ManualClock
-from alerts.device_rules import DeviceRules, DeviceSnapshot
-from alerts.rules import AlertRules
-from alerts.types import AlertType
-from core.protocol import Heartbeat
-from core.settings import Settings
+from telecare.alerts.areas import AreaTracker
+from telecare.alerts.clock import ManualClock
+from telecare.alerts.decisions import Action, Group, Raise, Resolve, ResolveDevice, Ungroup, Update
+from telecare.alerts.device_rules import DeviceRules, DeviceSnapshot
+from telecare.alerts.rules import AlertRules
+from telecare.alerts.types import AlertType
+from telecare.alerts.unhandled_alarms import AlarmWatch
+from telecare.core.settings import Settings
+from telecare.protocol.messages import Heartbeat
 
 RULES = AlertRules.from_settings(
     Settings(flapping_drops=3, flapping_window_s=100, area_min_devices=3, area_min_share=0.5)

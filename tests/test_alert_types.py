@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from api.tokens import Role
-from core.mqtt_client import connect
-from core.mqtt_packets import Will
-from core.settings import Settings
+from telecare.api.tokens import Role
+from telecare.core.settings import Settings
+from telecare.mqtt.client import connect
+from telecare.mqtt.packets import Will
 from telecare.service import Service
 from tests.brokers import PrivateBroker
 from tests.support import Devices, Mqtt, alarm, api_client, heartbeat, topic, wait_for

@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 
-from api.tokens import Role
-from core.settings import Settings
+from telecare.api.tokens import Role
+from telecare.core.settings import Settings
 from telecare.service import Service
 from tests.support import Devices, Mqtt, api_client, heartbeat, topic, wait_for
 

@@ -1,4 +1,4 @@
-"""The HTTP API's access rules and error codes (PROTOCOL section 4)."""
+"""The HTTP API's access rules and error codes (docs/PROTOCOL.md section 4)."""
 
 from __future__ import annotations
 

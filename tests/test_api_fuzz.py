@@ -24,9 +24,9 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
 )
 
-from api.tokens import Role, create_token
-from core.db import open_pool
-from core.settings import Settings
+from telecare.api.tokens import Role, create_token
+from telecare.core.settings import Settings
+from telecare.db.pool import open_pool
 from tests.brokers import PrivateBroker
 from tests.conftest import ADMIN_URL
 from tests.databases import create_database, drop_database

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from api.auth_limit import FailedAuthLimiter
-from api.tokens import Role, create_token
-from core.settings import Settings
+from telecare.api.auth_limit import FailedAuthLimiter
+from telecare.api.tokens import Role, create_token
+from telecare.core.settings import Settings
 from telecare.service import Service
 from tests.service_process import parse_metrics
 

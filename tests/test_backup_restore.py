@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psycopg
 
-from core.migrations.runner import HYPERTABLES, upgrade
+from telecare.db.migrations.runner import HYPERTABLES, upgrade
 from tests.conftest import ADMIN_URL
 from tests.databases import create_database, drop_database
 from tests.postgres import PG_BIN

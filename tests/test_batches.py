@@ -7,10 +7,10 @@ import json
 import uuid
 from datetime import UTC, datetime
 
-from core.metrics import Metrics
-from core.protocol import Heartbeat, MessageKind
-from core.wire import decode
-from ingest.heartbeats import HeartbeatRow, HeartbeatWriter
+from telecare.core.metrics import Metrics
+from telecare.ingest.heartbeats import HeartbeatRow, HeartbeatWriter
+from telecare.protocol.decode import decode
+from telecare.protocol.messages import Heartbeat, MessageKind
 from telecare.service import Service
 from tests.support import Devices, heartbeat, wait_for
 

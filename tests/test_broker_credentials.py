@@ -14,9 +14,9 @@ import httpx
 import pytest
 from paho.mqtt.reasoncodes import ReasonCode
 
-from api.tokens import Role
-from core.settings import Settings
-from devices.credentials import DeviceSecret
+from telecare.api.tokens import Role
+from telecare.core.settings import Settings
+from telecare.devices.credentials import DeviceSecret
 from telecare.service import Service
 from tests.brokers import PrivateBroker
 from tests.support import alarm, api_client, heartbeat, topic, wait_for

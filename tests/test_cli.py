@@ -1,4 +1,4 @@
-"""The `telecare` command as PROTOCOL section 1 describes it, run as a process."""
+"""The `telecare` command as docs/PROTOCOL.md section 1 describes it, run as a process."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 import psycopg
 
-from api.tokens import token_digest
+from telecare.api.tokens import token_digest
 
 
 def _telecare(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -6,7 +6,7 @@ import re
 
 import httpx
 
-from api.console import STATIC
+from telecare.api.console import STATIC
 from telecare.service import Service
 
 _EXTERNAL = re.compile(r"(?:https?:)?//(?!www\.w3\.org/2000/svg)[\w.-]+\.[a-z]{2,}", re.I)

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from playwright.async_api import Page, expect
 
-from api.tokens import Role, create_token
+from telecare.api.tokens import Role, create_token
 from telecare.service import Service
 from tests.browser import SCREENSHOTS, chromium, page_errors
 from tests.support import Devices, Mqtt, alarm, api_client, heartbeat, topic, wait_for

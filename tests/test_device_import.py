@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from api.csv_import import MAX_ROWS
+from telecare.api.csv_import import MAX_ROWS
 
 CSV = {"Content-Type": "text/csv"}
 

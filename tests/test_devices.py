@@ -121,7 +121,7 @@ async def test_decommission_keeps_history_and_hides_the_device_from_default_list
     model = f"gone-{uuid.uuid4().hex[:6]}"
     device_id = (await devices.register(model=model))["device_id"]
     path = f"/devices/{device_id}"
-    assert (await technician.delete(path)).status_code == 403  # admins only (PROTOCOL §4)
+    assert (await technician.delete(path)).status_code == 403  # admins only (docs/PROTOCOL.md §4)
 
     response = await admin.delete(path)
     assert response.status_code == 200, response.text

@@ -22,9 +22,9 @@ from typing import Any
 import httpx
 import pytest
 
-from alerts.leases import PARTITIONS, partition_of
-from api.tokens import Role
-from core.settings import Settings
+from telecare.alerts.leases import PARTITIONS, partition_of
+from telecare.api.tokens import Role
+from telecare.core.settings import Settings
 from telecare.service import Service
 from tests.support import Mqtt, api_client, heartbeat, topic, wait_for
 

@@ -11,11 +11,11 @@ from datetime import UTC, datetime
 import httpx
 import psycopg
 
-from alerts.actions import Raise, device_subject
-from alerts.store import write_actions
-from alerts.types import AlertType
-from api.tokens import Role
-from core.settings import Settings
+from telecare.alerts.decisions import Raise, device_subject
+from telecare.alerts.types import AlertType
+from telecare.alerts.writer import write_actions
+from telecare.api.tokens import Role
+from telecare.core.settings import Settings
 from telecare.service import Service
 from tests.sse import SseReader, about
 from tests.support import Devices, Mqtt, alarm, api_client, topic, wait_for

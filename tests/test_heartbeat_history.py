@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 
 import httpx
 
-from core.migrations.runner import is_hypertable
-from devices.telemetry import ORIGIN, HeartbeatBucket, heartbeat_buckets
+from telecare.db.migrations.runner import is_hypertable
+from telecare.devices.telemetry import ORIGIN, HeartbeatBucket, heartbeat_buckets
 from telecare.service import Service
 from tests.support import Devices
 

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from core.mqtt_client import connect
+from telecare.mqtt.client import connect
 from telecare.service import Service
 from tests.support import Devices, Mqtt, alarm, heartbeat, topic, wait_for
 

@@ -13,9 +13,9 @@ import aiomqtt
 import httpx
 import pytest
 
-from api.tokens import Role
-from core.mqtt_url import parse_mqtt_url
-from core.settings import Settings
+from telecare.api.tokens import Role
+from telecare.core.mqtt_url import parse_mqtt_url
+from telecare.core.settings import Settings
 from telecare.service import Service
 from tests.brokers import PrivateBroker
 from tests.support import Devices, api_client, heartbeat, topic, wait_for
@@ -90,7 +90,7 @@ async def test_the_ingest_keeps_refusing_a_broker_signed_by_another_ca(
     certificates: TlsFiles,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="ingest.mqtt_session")
+    caplog.set_level(logging.WARNING, logger="telecare.mqtt.session")
     wrong = settings.model_copy(
         update={
             "mqtt_url": tls_broker.tls_url(),

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import httpx
 
-from alerts.actions import Raise, device_subject
-from alerts.store import write_actions
-from alerts.types import AlertType
+from telecare.alerts.decisions import Raise, device_subject
+from telecare.alerts.types import AlertType
+from telecare.alerts.writer import write_actions
 from telecare.service import Service
 from tests.support import Devices, Mqtt, alarm, topic, wait_for
 

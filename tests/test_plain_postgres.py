@@ -1,5 +1,6 @@
-"""Plain PostgreSQL still works (PROTOCOL section 1): a cluster where TimescaleDB is installed
-but not preloaded, so CREATE EXTENSION would end the session. The service warns and runs."""
+"""Plain PostgreSQL still works (docs/PROTOCOL.md section 1): a cluster where TimescaleDB is
+installed but not preloaded, so CREATE EXTENSION would end the session. The service warns and
+runs."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from api.tokens import Role
-from core.settings import Settings
+from telecare.api.tokens import Role
+from telecare.core.settings import Settings
 from telecare.service import Service
 from tests.brokers import PrivateBroker
 from tests.databases import create_database

@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator, Iterator
 import psycopg
 import pytest
 
-from core.db import open_pool
-from core.migrations.runner import is_hypertable
-from core.retention import TELEMETRY, RetentionPolicy, prune
-from core.settings import Settings
+from telecare.core.settings import Settings
+from telecare.db.migrations.runner import is_hypertable
+from telecare.db.pool import open_pool
+from telecare.db.retention import TELEMETRY, RetentionPolicy, prune
 from telecare.service import Service
 from tests.brokers import PrivateBroker
 from tests.databases import create_database, seed

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 
-from core.settings import Settings
+from telecare.core.settings import Settings
 from telecare.service import Service
 from tests.service_process import parse_metrics
 

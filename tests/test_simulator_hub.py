@@ -12,15 +12,15 @@ from typing import Any
 
 import aiomqtt
 
-from core.protocol import MessageKind
-from core.wire import decode
-from simulators.actions import DropMode
-from simulators.hub import Hub
-from simulators.hub_parts import HubIdentity
-from simulators.load import LoadOptions, run_load
-from simulators.scenario import parse_scenario
-from simulators.stats import FleetStats
-from simulators.timeline import Timeline
+from telecare.protocol.decode import decode
+from telecare.protocol.messages import MessageKind
+from telecare.simulators.fleet_stats import FleetStats
+from telecare.simulators.hub import Hub
+from telecare.simulators.hub_parts import HubIdentity
+from telecare.simulators.load import LoadOptions, run_load
+from telecare.simulators.scenario import parse_scenario
+from telecare.simulators.scenario_events import DropMode
+from telecare.simulators.timeline import Timeline
 from tests.brokers import PrivateBroker
 from tests.support import Mqtt, wait_for
 
@@ -86,7 +86,7 @@ async def test_hub_speaks_protocol_and_its_last_will_fires_on_network_loss(
     async with _listening(mqtt, hub.device_id) as heard:
         running = asyncio.create_task(hub.run(), name="test.hub")
         await wait_for(lambda: _value(heard.of("heartbeat")), what="first heartbeat")
-        beat = decode(MessageKind.HEARTBEAT, heard.of("heartbeat")[0])  # valid per PROTOCOL
+        beat = decode(MessageKind.HEARTBEAT, heard.of("heartbeat")[0])  # valid per docs/PROTOCOL.md
         assert beat.model_dump()["peripherals"][0]["kind"] == "pendant"
         assert json.loads(heard.of("status")[0])["state"] == "online"
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from simulators.actions import Do
-from simulators.scenario import available_scenarios, load_scenario, parse_scenario
-from simulators.scenario_errors import ScenarioError
+from telecare.simulators.scenario import available_scenarios, load_scenario, parse_scenario
+from telecare.simulators.scenario_errors import ScenarioError
+from telecare.simulators.scenario_events import Do
 
 
 def _data(**overrides: Any) -> dict[str, Any]:
@@ -47,7 +47,8 @@ def test_time_scale_divides_every_duration_and_leaves_counts_alone() -> None:
 
 def test_a_scale_that_breaks_the_protocol_minimum_interval_is_refused() -> None:
     with pytest.raises(
-        ScenarioError, match="under PROTOCOL's minimum of 10 s; use a time scale of at most 6"
+        ScenarioError,
+        match=r"under the minimum of docs/PROTOCOL\.md \(10 s\); use a time scale of at most 6",
     ):
         parse_scenario(_data(), time_scale=8)
 

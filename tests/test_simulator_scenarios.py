@@ -18,21 +18,21 @@ import psycopg
 import pytest
 import pytest_asyncio
 
-from api.tokens import Role, create_token
-from core.settings import Settings
-from simulators.api_client import Api
-from simulators.run import RunOptions, run_scenario
-from simulators.scenario import available_scenarios, load_scenario
-from simulators.scenario_errors import ScenarioError
-from simulators.truth.check import CheckResult, check_report
-from simulators.truth.expect import Tolerance
+from telecare.api.tokens import Role, create_token
+from telecare.core.settings import Settings
 from telecare.service import Service
+from telecare.simulators.api_client import Api
+from telecare.simulators.run import RunOptions, run_scenario
+from telecare.simulators.scenario import available_scenarios, load_scenario
+from telecare.simulators.scenario_errors import ScenarioError
+from telecare.simulators.truth.check import CheckResult, check_report
+from telecare.simulators.truth.expect import Tolerance
 from tests.brokers import PrivateBroker
 from tests.conftest import ADMIN_URL
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-TIME_SCALE = 6  # a 60 s heartbeat interval becomes 10 s, PROTOCOL's minimum
+TIME_SCALE = 6  # a 60 s heartbeat interval becomes 10 s, the minimum of docs/PROTOCOL.md
 # Nine backends and their fleets share this process's event loop and two loaded cores: allow
 # more transport latency than a backend of its own would need (docs/SIMULATOR.md, tolerances).
 TOLERANCE = Tolerance(transport_s=2.0)

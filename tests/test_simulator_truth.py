@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from simulators.truth.check import CheckResult
-from simulators.truth.expect import Expected, Tolerance
-from simulators.truth.match import ApiAlert, match_alerts
-from simulators.truth.predict import Prediction, predict
-from simulators.truth.rules import ALL_TYPES, Rules
+from telecare.simulators.truth.check import CheckResult
+from telecare.simulators.truth.expect import Expected, Tolerance
+from telecare.simulators.truth.match import ApiAlert, match_alerts
+from telecare.simulators.truth.predict import Prediction, predict
+from telecare.simulators.truth.thresholds import ALL_TYPES, Rules
 
 T0 = 1_800_000_000.0
 TOL = Tolerance()

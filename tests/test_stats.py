@@ -10,11 +10,11 @@ from typing import Any
 import httpx
 import pytest
 
-from alerts.actions import Group, Raise, area_subject, device_subject
-from alerts.store import write_actions
-from alerts.types import AlertType
-from api.tokens import Role
-from core.protocol import AlarmEvent, alarm_severity
+from telecare.alerts.decisions import Group, Raise, area_subject, device_subject
+from telecare.alerts.types import AlertType
+from telecare.alerts.writer import write_actions
+from telecare.api.tokens import Role
+from telecare.protocol.messages import AlarmEvent, alarm_severity
 from telecare.service import Service
 from tests.support import Devices, Mqtt, api_client, heartbeat, topic, wait_for
 

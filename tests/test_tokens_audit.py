@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from api.tokens import Role, create_token, revoke_token
-from core.audit import CLI
+from telecare.api.tokens import Role, create_token, revoke_token
+from telecare.db.audit import CLI
 from telecare.service import Service
 from tests.support import Devices, wait_for
 

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.protocol import Alarm, Heartbeat, MessageKind, Status
-from core.wire import Rejection, decode
+from telecare.protocol.decode import Rejection, decode
+from telecare.protocol.messages import Alarm, Heartbeat, MessageKind, Status
 from tests.support import alarm, heartbeat
 
 EXAMPLES = int(os.environ.get("TELECARE_FUZZ_EXAMPLES", "300"))

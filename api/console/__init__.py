@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-STATIC = Path(str(resources.files("api.console") / "static"))
+STATIC = Path(str(resources.files("telecare.api.console") / "static"))
 
 _HEADERS = {
     "Content-Security-Policy": (

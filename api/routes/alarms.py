@@ -6,14 +6,14 @@ from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 
-from alerts.alarms import get_alarm, list_alarms
-from api.deps import AnyRole, ListsDep, PoolDep
-from api.filters import SinceQuery
-from api.items import alarm_public
-from api.pagination import CursorQuery, LimitQuery, Page
-from api.routes.operator_actions import add_item_routes, list_page
-from api.schemas import AlarmPublic, Severity
-from core.protocol import AlarmEvent
+from telecare.alarms.queries import get_alarm, list_alarms
+from telecare.api.deps import AnyRole, ListsDep, PoolDep
+from telecare.api.filters import SinceQuery
+from telecare.api.items import alarm_public
+from telecare.api.pagination import CursorQuery, LimitQuery, Page
+from telecare.api.routes.operator_actions import add_item_routes, list_page
+from telecare.api.schemas import AlarmPublic, Severity
+from telecare.protocol.messages import AlarmEvent
 
 router = APIRouter(prefix="/alarms", tags=["alarms"])
 

@@ -6,15 +6,15 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
-from alerts.queries import get_alert, list_alerts
-from alerts.types import AlertType
-from api.deps import AnyRole, ListsDep, PoolDep
-from api.filters import SinceQuery
-from api.items import alert_public
-from api.pagination import CursorQuery, LimitQuery, Page
-from api.routes.operator_actions import add_item_routes, list_page
-from api.schemas import AlertPublic, Severity
-from api.validation import MAX_BIGINT
+from telecare.alerts.types import AlertType
+from telecare.api.deps import AnyRole, ListsDep, PoolDep
+from telecare.api.filters import SinceQuery
+from telecare.api.items import alert_public
+from telecare.api.pagination import CursorQuery, LimitQuery, Page
+from telecare.api.routes.operator_actions import add_item_routes, list_page
+from telecare.api.schemas import AlertPublic, Severity
+from telecare.api.validation import MAX_BIGINT
+from telecare.operator_queue.alerts import get_alert, list_alerts
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 

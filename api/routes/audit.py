@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.deps import AdminRole, PoolDep
-from api.filters import SinceQuery
-from api.pagination import CursorQuery, LimitQuery, Page, decode_id_cursor, page
-from core.audit import AuditEntry, list_entries
+from telecare.api.deps import AdminRole, PoolDep
+from telecare.api.filters import SinceQuery
+from telecare.api.pagination import CursorQuery, LimitQuery, Page, decode_id_cursor, page
+from telecare.db.audit import AuditEntry, list_entries
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 

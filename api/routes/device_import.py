@@ -9,9 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from api.csv_import import MAX_BYTES, csv_text, parse_rows, too_large
-from api.deps import CredentialsDep, MetricsDep, PoolDep, TechnicianRole
-from devices.bulk_import import RowResult, import_devices
+from telecare.api.csv_import import MAX_BYTES, csv_text, parse_rows, too_large
+from telecare.api.deps import CredentialsDep, MetricsDep, PoolDep, TechnicianRole
+from telecare.devices.bulk_import import RowResult, import_devices
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,16 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, status
 
-from api.deps import AdminRole, AnyRole, CredentialsDep, MetricsDep, PoolDep, TechnicianRole
-from api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, page
-from api.schemas import (
+from telecare.api.deps import (
+    AdminRole,
+    AnyRole,
+    CredentialsDep,
+    MetricsDep,
+    PoolDep,
+    TechnicianRole,
+)
+from telecare.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, page
+from telecare.api.schemas import (
     DeviceCreate,
     DeviceCredentials,
     DevicePublic,
@@ -17,10 +24,10 @@ from api.schemas import (
     DeviceUpdate,
     MigrationStage,
 )
-from api.validation import body_error
-from devices.changes import decommission_device, rotate_credentials, update_device
-from devices.records import DeviceRecord
-from devices.registry import NewDevice, get_device, list_devices, register_device
+from telecare.api.validation import body_error
+from telecare.devices.changes import decommission_device, rotate_credentials, update_device
+from telecare.devices.records import DeviceRecord
+from telecare.devices.registry import NewDevice, get_device, list_devices, register_device
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 

@@ -18,11 +18,17 @@ import psycopg
 from fastapi import APIRouter, Header, HTTPException, Query, status
 from fastapi.responses import StreamingResponse
 
-from api.change_feed import StreamEvent, changes_after, count_after, last_event_id, with_items
-from api.deps import AnyRole, ContextDep
-from api.event_hub import EventHub, Signal
-from core.db import Pool
-from core.metrics import Metrics
+from telecare.api.change_feed import (
+    StreamEvent,
+    changes_after,
+    count_after,
+    last_event_id,
+    with_items,
+)
+from telecare.api.deps import AnyRole, ContextDep
+from telecare.api.event_hub import EventHub, Signal
+from telecare.core.metrics import Metrics
+from telecare.db.pool import Pool
 
 router = APIRouter(prefix="/events", tags=["events"])
 log = logging.getLogger(__name__)

@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
 
-from api.deps import ContextDep
-from api.probe import Probe
-from core.db import Pool
+from telecare.api.deps import ContextDep
+from telecare.api.probe import Probe
+from telecare.db.pool import Pool
 
 router = APIRouter(tags=["health"])
 

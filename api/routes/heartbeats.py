@@ -9,11 +9,16 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime
 
-from api.deps import AnyRole, PoolDep
-from api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, page
-from api.validation import unprocessable
-from devices.registry import get_device
-from devices.telemetry import HeartbeatBucket, HeartbeatRecord, heartbeat_buckets, raw_heartbeats
+from telecare.api.deps import AnyRole, PoolDep
+from telecare.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, page
+from telecare.api.validation import unprocessable
+from telecare.devices.registry import get_device
+from telecare.devices.telemetry import (
+    HeartbeatBucket,
+    HeartbeatRecord,
+    heartbeat_buckets,
+    raw_heartbeats,
+)
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 

@@ -1,7 +1,7 @@
 """The switchover: a device's migration stage and history, and the migration report.
 
-Answers are the dataclasses of devices/migration.py and devices/report.py as they are: their
-shape is the public one (docs/REGISTRY.md), so no second copy of them is kept here.
+Answers are the dataclasses of devices/migration.py and devices/migration_report.py as they
+are: their shape is the public one (docs/REGISTRY.md), so no second copy of them is kept here.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from api.deps import AnyRole, PoolDep, TechnicianRole
-from api.schemas import MigrationStage, Note
-from devices.migration import MigrationView, change_stage, get_migration
-from devices.report import MigrationReport, migration_report
+from telecare.api.deps import AnyRole, PoolDep, TechnicianRole
+from telecare.api.schemas import MigrationStage, Note
+from telecare.devices.migration import MigrationView, change_stage, get_migration
+from telecare.devices.migration_report import MigrationReport, migration_report
 
 router = APIRouter(tags=["migration"])
 

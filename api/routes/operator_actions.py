@@ -9,15 +9,15 @@ from typing import Any, Protocol, TypeVar
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel
 
-from alerts.errors import InvalidTransition, ItemNotFound
-from alerts.operator_actions import Action, Kind, act
-from api.context import ApiContext
-from api.deps import AnyRole, ContextDep, OperatorRole, PoolDep, json_response
-from api.list_cache import ListCache
-from api.pagination import decode_id_cursor, page
-from api.schemas import Note
-from api.validation import RowId
-from core.db import Pool
+from telecare.api.context import ApiContext
+from telecare.api.deps import AnyRole, ContextDep, OperatorRole, PoolDep, json_response
+from telecare.api.list_cache import ListCache
+from telecare.api.pagination import decode_id_cursor, page
+from telecare.api.schemas import Note
+from telecare.api.validation import RowId
+from telecare.db.pool import Pool
+from telecare.operator_queue.actions import Action, Kind, act
+from telecare.operator_queue.item_errors import InvalidTransition, ItemNotFound
 
 R = TypeVar("R")
 

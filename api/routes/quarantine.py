@@ -6,10 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from api.deps import PoolDep, TechnicianRole
-from api.filters import SinceQuery
-from api.pagination import CursorQuery, LimitQuery, Page, decode_id_cursor, page
-from api.schemas import QuarantinedPublic
+from telecare.api.deps import PoolDep, TechnicianRole
+from telecare.api.filters import SinceQuery
+from telecare.api.pagination import CursorQuery, LimitQuery, Page, decode_id_cursor, page
+from telecare.api.schemas import QuarantinedPublic
 
 router = APIRouter(prefix="/quarantine", tags=["quarantine"])
 

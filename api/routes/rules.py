@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from alerts.rules import AlertRules
-from api.deps import AnyRole, ContextDep
+from telecare.alerts.rules import AlertRules
+from telecare.api.deps import AnyRole, ContextDep
 
 router = APIRouter(prefix="/alert-rules", tags=["alerts"])
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter
 
-from api.deps import OPERATOR_ROLES, AnyRole
+from telecare.api.deps import OPERATOR_ROLES, AnyRole
 
 router = APIRouter(prefix="/session", tags=["session"])
 

@@ -10,14 +10,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from alerts.answer_times import AnswerTimes, answer_times
-from alerts.queue_stats import AlarmCounts, AlertCounts, queue_counts
-from api.context import ApiContext
-from api.deps import AnyRole, PoolDep
-from api.recent import Recent
-from api.validation import unprocessable
-from core.db import Pool
-from devices.fleet import FleetCounts, fleet_counts
+from telecare.alarms.answer_times import AnswerTimes, answer_times
+from telecare.api.context import ApiContext
+from telecare.api.deps import AnyRole, PoolDep
+from telecare.api.recent import Recent
+from telecare.api.validation import unprocessable
+from telecare.db.pool import Pool
+from telecare.devices.fleet import FleetCounts, fleet_counts
+from telecare.operator_queue.stats import AlarmCounts, AlertCounts, queue_counts
 
 router = APIRouter(prefix="/stats", tags=["stats"])
 

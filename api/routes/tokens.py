@@ -8,11 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, status
 from pydantic import BaseModel, Field, StringConstraints
 
-from api.deps import AdminRole, ContextDep, PoolDep
-from api.pagination import CursorQuery, LimitQuery, Page, decode_id_cursor, page
-from api.tokens import Role, TokenRecord, issue_token, list_tokens, revoke_token
-from api.validation import RowId
-from core.text import Storable
+from telecare.api.deps import AdminRole, ContextDep, PoolDep
+from telecare.api.pagination import CursorQuery, LimitQuery, Page, decode_id_cursor, page
+from telecare.api.tokens import Role, TokenRecord, issue_token, list_tokens, revoke_token
+from telecare.api.validation import RowId
+from telecare.core.text import Storable
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
 

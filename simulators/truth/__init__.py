@@ -1,10 +1,10 @@
 """Ground truth: docs/ALERTS.md replayed over what a run did, and the check against the API."""
 
-from simulators.truth.check import CheckResult, check_report
-from simulators.truth.expect import Expected, Tolerance
-from simulators.truth.predict import Prediction, predict
-from simulators.truth.report import read_report, write_report
-from simulators.truth.rules import Rules
+from telecare.simulators.truth.check import CheckResult, check_report
+from telecare.simulators.truth.expect import Expected, Tolerance
+from telecare.simulators.truth.predict import Prediction, predict
+from telecare.simulators.truth.report import read_report, write_report
+from telecare.simulators.truth.thresholds import Rules
 
 __all__ = [
     "CheckResult",

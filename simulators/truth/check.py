@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from simulators.api_client import Api
-from simulators.truth.expect import Tolerance
-from simulators.truth.match import ApiAlert, match_alerts, stamp
-from simulators.truth.predict import predict
-from simulators.truth.rules import ALL_TYPES, Rules
+from telecare.simulators.api_client import Api
+from telecare.simulators.truth.expect import Tolerance
+from telecare.simulators.truth.match import ApiAlert, match_alerts, stamp
+from telecare.simulators.truth.predict import predict
+from telecare.simulators.truth.thresholds import ALL_TYPES, Rules
 
 
 @dataclass

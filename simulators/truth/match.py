@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from simulators.truth.expect import Expected, Tolerance
+from telecare.simulators.truth.expect import Expected, Tolerance
 
 if TYPE_CHECKING:
-    from simulators.truth.check import CheckResult
-    from simulators.truth.predict import Prediction
+    from telecare.simulators.truth.check import CheckResult
+    from telecare.simulators.truth.predict import Prediction
 
 
 def stamp(at: float) -> str:

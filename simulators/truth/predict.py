@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulators.truth.area_rules import DeviceFacts, predict_areas
-from simulators.truth.device_rules import DeviceReplay, Predicted
-from simulators.truth.expect import Expected, Tolerance
-from simulators.truth.rules import MAINS_TYPES, SILENCE_TYPES, Rules
+from telecare.simulators.truth.area_truth import DeviceFacts, predict_areas
+from telecare.simulators.truth.device_truth import DeviceReplay, Predicted
+from telecare.simulators.truth.expect import Expected, Tolerance
+from telecare.simulators.truth.thresholds import MAINS_TYPES, SILENCE_TYPES, Rules
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from simulators.scenario_errors import ScenarioError
-from simulators.truth.expect import Tolerance, iso
-from simulators.truth.predict import Prediction, predict
-from simulators.truth.rules import ALL_TYPES, Rules
+from telecare.simulators.scenario_errors import ScenarioError
+from telecare.simulators.truth.expect import Tolerance, iso
+from telecare.simulators.truth.predict import Prediction, predict
+from telecare.simulators.truth.thresholds import ALL_TYPES, Rules
 
 FORMAT = "telecare-simulate-report/1"
 

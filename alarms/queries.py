@@ -1,0 +1,88 @@
+"""Reading alarms received from devices, with what operators did about them, newest first."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg.rows import class_row
+
+from telecare.db.pool import Pool
+from telecare.operator_queue.item_errors import ItemNotFound
+
+
+@dataclass(frozen=True)
+class AlarmRecord:
+    id: int
+    device_id: str
+    msg_id: str
+    event: str
+    severity: str
+    state: str
+    device_ts: datetime
+    seq: int
+    peripheral: str | None
+    detail: str | None
+    received_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    resolved_at: datetime | None
+    resolved_by: str | None
+    history: list[dict[str, Any]]
+
+
+_SELECT = """
+SELECT a.id, a.device_id, a.msg_id, a.event, a.severity, a.state, a.device_ts, a.seq,
+       a.peripheral, a.detail, a.received_at, a.acknowledged_at, a.acknowledged_by,
+       a.resolved_at, a.resolved_by,
+       coalesce((SELECT jsonb_agg(jsonb_build_object('at', h.at, 'action', h.action,
+                                                    'actor', h.actor, 'note', h.note)
+                                  ORDER BY h.at, h.id)
+                 FROM alarm_history h WHERE h.alarm_id = a.id), '[]'::jsonb) AS history
+FROM alarms a
+WHERE (%(before)s::bigint IS NULL OR a.id < %(before)s)
+  AND (%(ids)s::bigint[] IS NULL OR a.id = ANY(%(ids)s))
+  AND (%(since)s::timestamptz IS NULL OR a.received_at >= %(since)s)
+  AND (%(state)s::text IS NULL OR a.state = %(state)s)
+  AND (%(device_id)s::text IS NULL OR a.device_id = %(device_id)s)
+  AND (%(event)s::text IS NULL OR a.event = %(event)s)
+  AND (%(severity)s::text IS NULL OR a.severity = %(severity)s)
+ORDER BY a.id DESC
+LIMIT %(limit)s
+"""
+
+
+async def list_alarms(
+    pool: Pool,
+    *,
+    limit: int,
+    before_id: int | None = None,
+    ids: Sequence[int] | None = None,
+    since: datetime | None = None,
+    state: str | None = None,
+    device_id: str | None = None,
+    event: str | None = None,
+    severity: str | None = None,
+) -> list[AlarmRecord]:
+    params = {
+        "before": before_id,
+        "ids": list(ids) if ids is not None else None,
+        "since": since,
+        "state": state,
+        "device_id": device_id,
+        "event": event,
+        "severity": severity,
+        "limit": limit,
+    }
+    async with pool.connection() as conn, conn.cursor(row_factory=class_row(AlarmRecord)) as cur:
+        await cur.execute(_SELECT, params)
+        return await cur.fetchall()
+
+
+async def get_alarm(pool: Pool, alarm_id: int) -> AlarmRecord:
+    rows = await list_alarms(pool, limit=1, ids=[alarm_id])
+    if not rows:
+        raise ItemNotFound("alarm", alarm_id)
+    return rows[0]
