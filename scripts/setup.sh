@@ -15,7 +15,7 @@
 #      against postgresql-server-dev-15, only when timescaledb.so is not installed yet.
 #   5. shared_preload_libraries += timescaledb and max_connections >= 500 via ALTER SYSTEM
 #      (one restart, only if either changed) and timescaledb.telemetry_level = off via a conf.d file.
-#   6. .venv (python3.11) and `pip install -e '.[dev]'` when pyproject.toml changed.
+#   6. .venv (python3.11) and `pip install -e '.[dev]' -c constraints.txt` when either changed.
 #
 # TimescaleDB notes (checked on 2026-11-23):
 #   * trixie ships timescaledb 2.19.3+dfsg-1+deb13u1. Its CMakeLists accepts PostgreSQL
@@ -401,12 +401,12 @@ else
     ok
 fi
 
-step "pip install -e '.[dev]'"
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+step "pip install -e '.[dev]' -c constraints.txt"
+want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
 if [[ -f $VENV_STAMP && $(<"$VENV_STAMP") == "$want" ]]; then
     skipped "pyproject.toml unchanged"
 else
-    log "$VENV/bin/python" -m pip install --progress-bar off -e '.[dev]'
+    log "$VENV/bin/python" -m pip install --progress-bar off -e '.[dev]' -c constraints.txt
     echo "$want" >"$VENV_STAMP"
     ok
 fi

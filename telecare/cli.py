@@ -1,4 +1,4 @@
-"""The `telecare` command: db upgrade, run, token create, simulate."""
+"""The `telecare` command: db upgrade, run, token create, simulate, contract export."""
 
 from __future__ import annotations
 
@@ -8,20 +8,22 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 import uvloop
 
-from api.tokens import Role, create_token
-from core import audit
-from core.db import open_pool
-from core.logs import setup_logging
-from core.migrations.runner import upgrade
-from core.retention import RetentionPolicy, prune
-from core.settings import ROLES, Settings
-from simulators.cli import add_arguments as add_simulate_arguments
-from simulators.cli import run_simulate
+from telecare.api.tokens import Role, create_token
+from telecare.contract_files import DEFAULT_OUT, run_export
+from telecare.core.logs import setup_logging
+from telecare.core.settings import ROLES, Settings
+from telecare.db import audit
+from telecare.db.migrations.runner import upgrade
+from telecare.db.pool import open_pool
+from telecare.db.retention import RetentionPolicy, prune
 from telecare.service import Service
+from telecare.simulators.command import add_arguments as add_simulate_arguments
+from telecare.simulators.command import run_simulate
 
 log = logging.getLogger("telecare")
 
@@ -55,6 +57,13 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
 
     add_simulate_arguments(commands.add_parser("simulate", help="run a simulated device fleet"))
+
+    contract = commands.add_parser("contract", help="the machine-readable contract")
+    contract_commands = contract.add_subparsers(dest="contract_command", required=True)
+    export = contract_commands.add_parser(
+        "export", help="write the JSON Schemas, AsyncAPI and OpenAPI of docs/PROTOCOL.md"
+    )
+    export.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"default: {DEFAULT_OUT}")
     return parser
 
 
@@ -123,6 +132,8 @@ _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "contract":  # needs no configuration, database or broker
+        return run_export(args.out)
     try:
         settings = Settings()
     except ValueError as exc:

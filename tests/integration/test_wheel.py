@@ -185,8 +185,18 @@ def installed(wheel: Wheel, tmp_path_factory: pytest.TempPathFactory) -> Install
         check=False,
     )
     _checked(created, "python -m venv")
+    # the dependency versions CI tests with (constraints.txt), as setup.sh installs them
+    constraints = ROOT / "constraints.txt"
     pip = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", str(wheel.path)],
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "-c",
+            str(constraints),
+            str(wheel.path),
+        ],
         cwd=workdir,
         env=env,
         capture_output=True,
