@@ -20,21 +20,23 @@ lint:
 # raw ceiling, the alarm path, the API under load, storage. About 15 minutes.
 # BENCH_ARGS="--profile build/profiles" adds py-spy profiles; --help lists the options.
 bench: setup
-	.venv/bin/python -m tests.bench_system $(BENCH_ARGS)
+	.venv/bin/python -m bench.system $(BENCH_ARGS)
 
 # Registry figures (imports with and without broker credentials, lists on a large fleet).
 bench-registry: setup
-	.venv/bin/python -m tests.bench_registry
+	.venv/bin/python -m bench.registry
 
 # Alert engine figures (load, heartbeat throughput, alert latency, memory; 100k and 1M devices).
 bench-alerts: setup
-	.venv/bin/python -m tests.bench_alerts
+	.venv/bin/python -m bench.alerts
 
 # Every fault of RELIABILITY.md at full size (several minutes each), then its results table.
 reliability: setup
-	TELECARE_FAULT_SCALE=full .venv/bin/pytest -m faults -s tests/test_faults.py
+	TELECARE_FAULT_SCALE=full .venv/bin/pytest -m faults -s tests/faults/test_faults.py
 	.venv/bin/python -m tests.reliability_table full
 
 # The decoder and API fuzzers with many more examples than `make test` runs.
 fuzz: setup
-	TELECARE_FUZZ_EXAMPLES=$${TELECARE_FUZZ_EXAMPLES:-2000} .venv/bin/pytest tests/test_wire_fuzz.py tests/test_api_fuzz.py
+	TELECARE_FUZZ_EXAMPLES=$${TELECARE_FUZZ_EXAMPLES:-2000} .venv/bin/pytest \
+		tests/unit/test_wire_fuzz_decode.py tests/integration/test_wire_fuzz.py \
+		tests/integration/test_api_fuzz.py

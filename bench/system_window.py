@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from bench.system_cpu import CpuMeter
 from telecare.simulators.load import LoadWorkers
-from tests.bench_system_cpu import CpuMeter
 
 Count = Callable[[], Awaitable[int]]
 Losses = Callable[[], Awaitable[dict[str, int]]]

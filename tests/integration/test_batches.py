@@ -1,24 +1,17 @@
-"""A row the database refuses does not hold up its batch; a full buffer drops its oldest rows."""
+"""A row the database refuses does not hold up its batch: it is dropped and counted, the rest of
+the batch written (the bounded buffer is tests/unit/test_batches_buffer.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
-from datetime import UTC, datetime
 
 from telecare.core.metrics import Metrics
-from telecare.ingest.heartbeats import HeartbeatRow, HeartbeatWriter
-from telecare.protocol.decode import decode
-from telecare.protocol.messages import Heartbeat, MessageKind
+from telecare.ingest.heartbeats import HeartbeatWriter
 from telecare.service import Service
-from tests.support import Devices, heartbeat, wait_for
-
-
-def _row(device_id: str, msg_id: str) -> HeartbeatRow:
-    beat = decode(MessageKind.HEARTBEAT, json.dumps(heartbeat(msg_id)).encode())
-    assert isinstance(beat, Heartbeat)
-    return HeartbeatRow.of(device_id, datetime.now(UTC), beat)
+from tests.support import Devices, wait_for
+from tests.unit.test_batches_buffer import heartbeat_row
 
 
 async def test_a_refused_row_is_dropped_and_counted_the_others_written(
@@ -31,7 +24,7 @@ async def test_a_refused_row_is_dropped_and_counted_the_others_written(
     )
     stranger = f"never-registered-{uuid.uuid4().hex[:6]}"  # device_state refers to devices
     for device_id in [known[0], stranger, known[1]]:
-        writer.add(_row(device_id, uuid.uuid4().hex))
+        writer.add(heartbeat_row(device_id, uuid.uuid4().hex))
     task = asyncio.create_task(writer.run(), name="test.writer")
     try:
 
@@ -50,21 +43,3 @@ async def test_a_refused_row_is_dropped_and_counted_the_others_written(
             [[*known, stranger]],
         )
         assert [row[0] for row in await cur.fetchall()] == sorted(known)
-
-
-def test_a_full_buffer_drops_the_oldest_and_counts_them() -> None:
-    metrics = Metrics()
-    writer = HeartbeatWriter(
-        None,  # type: ignore[arg-type]  # nothing is written here
-        metrics,
-        batch_size=500,
-        flush_ms=200,
-        buffer_max=1000,
-        attempt_timeout_s=10,
-    )
-    rows = [_row("d-1", f"m{n}") for n in range(1500)]
-    for row in rows:
-        writer.add(row)
-    assert len(writer) == 1000
-    assert metrics.write_dropped.labels("heartbeats", "buffer_full")._value.get() == 500
-    assert writer._take()[0] is rows[500], "the oldest went first"

@@ -15,7 +15,7 @@ from playwright.async_api import Page, expect
 
 from telecare.api.tokens import Role, create_token
 from telecare.service import Service
-from tests.browser import SCREENSHOTS, chromium, page_errors
+from tests.chromium import SCREENSHOTS, chromium, page_errors
 from tests.support import Devices, Mqtt, alarm, api_client, heartbeat, topic, wait_for
 
 VIEWPORT = {"width": 1600, "height": 1000}

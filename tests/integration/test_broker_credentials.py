@@ -15,7 +15,6 @@ import pytest
 from paho.mqtt.reasoncodes import ReasonCode
 
 from telecare.api.tokens import Role
-from telecare.core.settings import Settings
 from telecare.devices.credentials import DeviceSecret
 from telecare.service import Service
 from tests.brokers import PrivateBroker
@@ -198,38 +197,3 @@ async def test_imported_devices_get_broker_clients_and_a_leftover_client_is_repa
         async with broker.device(result["device_id"], result["mqtt_password"]) as client:
             await client.publish(topic(result["device_id"], "heartbeat"), json.dumps(heartbeat()))
     assert await broker.refused(leftover, "stale-password")
-
-
-@pytest.mark.faults
-async def test_broker_down_means_503_and_nothing_registered(settings: Settings) -> None:
-    with PrivateBroker(dynsec=True) as own_broker:
-        own = settings.model_copy(
-            update={"mqtt_url": own_broker.url, "broker_credentials": "dynsec"}
-        )
-        async with Service(own) as service:
-            await service.wait_ready()
-            assert service.dynsec is not None
-            async with await api_client(service, Role.TECHNICIAN) as api:
-                own_broker.stop()
-                dynsec = service.dynsec
-
-                async def link_down() -> bool:
-                    return not dynsec.ready()
-
-                await wait_for(link_down, what="control link down")
-                device_id = f"down-{uuid.uuid4().hex[:8]}"
-                body = {"device_id": device_id, "heartbeat_interval_s": 60}
-                refused = await api.post("/devices", json=body)
-                assert refused.status_code == 503
-                assert "nothing was saved" in refused.json()["detail"]
-                assert (await api.get(f"/devices/{device_id}")).status_code == 404
-                health = await api.get(f"{service.api_url}/healthz")
-                assert health.json()["checks"]["broker_credentials"] is False
-
-                own_broker.start()
-                await service.wait_ready(within_s=60)
-                registered = await api.post("/devices", json=body)
-                assert registered.status_code == 201, registered.text
-            password = registered.json()["mqtt_password"]
-            async with Broker(own_broker).device(device_id, password):
-                pass

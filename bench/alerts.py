@@ -19,7 +19,7 @@ real AlertEngine and no broker or ingest (the benchmark calls the engine as the 
 - memory per tracked device: RSS growth across the load and, for fleets up to
   --tracemalloc-max, a second load under tracemalloc: what the engine keeps, by allocation site.
 
-    .venv/bin/python -m tests.bench_alerts [--devices 100000 1000000] [--silent 1500]
+    .venv/bin/python -m bench.alerts [--devices 100000 1000000] [--silent 1500]
 """
 
 from __future__ import annotations
@@ -46,13 +46,7 @@ from typing import Any
 
 import psycopg
 
-from telecare.alerts.engine import AlertEngine
-from telecare.core.metrics import Metrics
-from telecare.core.settings import Settings
-from telecare.db.migrations.runner import upgrade
-from telecare.db.pool import Pool, open_pool
-from telecare.protocol.messages import Heartbeat
-from tests.bench_alerts_fleet import (
+from bench.alerts_fleet import (
     LEASE_S,
     ORDER_MAX,
     ROOT,
@@ -64,7 +58,13 @@ from tests.bench_alerts_fleet import (
     progress,
     rss_bytes,
 )
-from tests.bench_alerts_probes import Baseline, NotifyListener, Pauses, beat_steadily, calls_per_s
+from bench.alerts_probes import Baseline, NotifyListener, Pauses, beat_steadily, calls_per_s
+from telecare.alerts.engine import AlertEngine
+from telecare.core.metrics import Metrics
+from telecare.core.settings import Settings
+from telecare.db.migrations.runner import upgrade
+from telecare.db.pool import Pool, open_pool
+from telecare.protocol.messages import Heartbeat
 from tests.conftest import ADMIN_URL
 
 # --- one fleet size ---
@@ -400,7 +400,7 @@ def _run_in_child(size: int, args: argparse.Namespace) -> Result:
     ]
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "result.json")
-        command = [sys.executable, "-m", "tests.bench_alerts", *forwarded, "--result-file", out]
+        command = [sys.executable, "-m", "bench.alerts", *forwarded, "--result-file", out]
         subprocess.run(command, check=True)
         with open(out) as file:
             return _result_from_json(json.load(file))
@@ -433,7 +433,7 @@ def main() -> None:
         with open(args.result_file, "w") as file:
             json.dump(dataclasses.asdict(result), file)
         return
-    command = shlex.join([".venv/bin/python", "-m", "tests.bench_alerts", *sys.argv[1:]])
+    command = shlex.join([".venv/bin/python", "-m", "bench.alerts", *sys.argv[1:]])
     print(f"$ {command}", flush=True)
     results = [_run_in_child(size, args) for size in args.devices]
     print(f"\nAlert engine, {datetime.now(UTC):%Y-%m-%d}, {os.cpu_count()} cores")

@@ -6,9 +6,9 @@ import os
 import statistics
 from dataclasses import dataclass, field
 
-from tests.bench_system_api import ApiFigures
-from tests.bench_system_storage import StorageFigures
-from tests.bench_system_window import Throughput
+from bench.system_api import ApiFigures
+from bench.system_storage import StorageFigures
+from bench.system_window import Throughput
 
 
 @dataclass

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import psycopg
 
-from tests.bench_system_db import INTERVAL_S, device_id
+from bench.system_db import INTERVAL_S, device_id
 
 HISTORY_DEVICES = 100
 HISTORY_DAYS = 30

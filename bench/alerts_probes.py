@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 
 import psycopg
 
+from bench.alerts_fleet import Receive, device_id_of
 from telecare.core.events import EVENTS_CHANNEL
 from telecare.protocol.messages import Heartbeat
-from tests.bench_alerts_fleet import Receive, device_id_of
 
 
 class NotifyListener(threading.Thread):

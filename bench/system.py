@@ -6,22 +6,22 @@ processes as they are deployed (`--only ingest,alerts` and `--only api`) and a r
 --devices devices (1.8 M: everyone in the UK with telecare):
 
 1. **raw ceiling**: the load publishers (simulators.load, QoS 1) as fast as they go, and a
-   subscriber that only counts (tests/bench_system_mqtt.py): messages per second delivered.
+   subscriber that only counts (bench/system_mqtt.py): messages per second delivered.
 2. **ingest at saturation**: the same publishers with the service instead of the counter:
    heartbeats per second committed in the database, sustained over --window-s, and its ratio to
    the raw ceiling.
 3. **ingest at the target rate** (--rate, 15,000/s: 1.8 M devices at a 2-minute interval) over
-   --window-s, with alarms raised meanwhile (tests/bench_system_alarms.py): publish to
+   --window-s, with alarms raised meanwhile (bench/system_alarms.py): publish to
    `accepted` ack, and publish to the alarm on the event stream.
 4. **API under load**, still ingesting at the target rate: the console's hot requests with
-   --api-clients concurrent clients (wrk; tests/bench_system_api.py).
+   --api-clients concurrent clients (wrk; bench/system_api.py).
 5. **storage**: bytes per heartbeat on disk with indexes; one device's last 30 days read back
-   (tests/bench_system_storage.py).
+   (bench/system_storage.py).
 
 Committed heartbeats are counted by the database itself (`count(*)` at the start and the end of
 each window); the cores each part used in each window are read from /proc.
 
-    .venv/bin/python -m tests.bench_system [--devices 1800000] [--rate 15000] [--window-s 60]
+    .venv/bin/python -m bench.system [--devices 1800000] [--rate 15000] [--window-s 60]
         [--tree DIR]  # run the service from another checkout (a "before"), same benchmark
         [--profile DIR]  # py-spy profiles of the service processes in phase 3
 """
@@ -39,12 +39,10 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from telecare.core.mqtt_url import parse_mqtt_url
-from telecare.simulators.load import LoadOptions, LoadWorkers
-from tests.bench_system_alarms import AlarmProbes, watch_alarm_events
-from tests.bench_system_api import HOT_REQUESTS, hammer
-from tests.bench_system_cpu import CpuMeter, named, py_spy
-from tests.bench_system_db import (
+from bench.system_alarms import AlarmProbes, watch_alarm_events
+from bench.system_api import HOT_REQUESTS, hammer
+from bench.system_cpu import CpuMeter, named, py_spy
+from bench.system_db import (
     INTERVAL_S,
     PREFIX,
     device_id,
@@ -52,15 +50,17 @@ from tests.bench_system_db import (
     insert_fleet,
     set_chunk_interval,
 )
-from tests.bench_system_mqtt import RawSubscriber
-from tests.bench_system_results import Percentiles, Results, report
-from tests.bench_system_storage import (
+from bench.system_mqtt import RawSubscriber
+from bench.system_results import Percentiles, Results, report
+from bench.system_storage import (
     StorageFigures,
     measure_size,
     query_month,
     seed_history,
 )
-from tests.bench_system_window import Window, ingest_losses, sustained
+from bench.system_window import Window, ingest_losses, sustained
+from telecare.core.mqtt_url import parse_mqtt_url
+from telecare.simulators.load import LoadOptions, LoadWorkers
 from tests.brokers import PrivateBroker
 from tests.conftest import ADMIN_URL
 from tests.databases import create_database, drop_database

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from telecare.api.auth_limit import FailedAuthLimiter
 from telecare.api.tokens import Role, create_token
 from telecare.core.settings import Settings
 from telecare.service import Service
@@ -50,21 +49,3 @@ async def test_an_address_that_keeps_failing_is_refused_then_answered_again_else
     assert metrics['telecare_auth_failures_total{reason="invalid"}'] == 4
     assert metrics['telecare_auth_failures_total{reason="missing"}'] == 1
     assert metrics["telecare_auth_rate_limited_total"] == 3
-
-
-def test_the_bucket_refills_and_forgets_addresses() -> None:
-    now = [0.0]
-    limiter = FailedAuthLimiter(burst=2, per_minute=6, max_addresses=3)
-    limiter._now = lambda: now[0]  # a manual clock
-    limiter.failed("a")
-    limiter.failed("a")
-    assert limiter.retry_after("a") == 10  # one attempt every 10 s
-    now[0] = 10
-    assert limiter.retry_after("a") == 0
-    now[0] = 20
-    assert limiter.retry_after("a") == 0
-    assert len(limiter) == 0, "a refilled bucket is forgotten"
-    for address in "bcde":
-        limiter.failed(address)
-    assert len(limiter) == 3, "bounded: the oldest failure is forgotten first"
-    assert limiter.retry_after("b") == 0

@@ -1,8 +1,7 @@
 """Every route of the app under every role: 401 without a valid token, 403 for a role that may
-not, anything else for a role that may.
+not, anything else for a role that may, as `ACCESS` in tests/unit/test_access_rules.py says (that
+test also checks the table names every route of the app).
 
-The routes come from the app itself (tests/routes.py); `ACCESS` must name each of them, so a
-new route without an entry here fails this test until someone decides who may call it.
 Requests name an unknown id or carry an invalid body, so an admitted caller gets 404 or 422 and
 nothing changes; what matters here is that the role check answers first.
 """
@@ -13,50 +12,9 @@ import httpx
 
 from telecare.api.tokens import Role
 from telecare.service import Service
-from tests.routes import all_routes
 from tests.support import api_client
+from tests.unit.test_access_rules import ACCESS, PUBLIC, V1
 
-ALL = frozenset(Role)
-TECH = frozenset({Role.ADMIN, Role.TECHNICIAN})
-OPS = frozenset({Role.ADMIN, Role.OPERATOR})
-ADMIN = frozenset({Role.ADMIN})
-PUBLIC = None  # no token needed: readiness and metrics for monitoring, the console's page
-V1 = "/api/v1"
-
-ACCESS: dict[tuple[str, str], frozenset[Role] | None] = {
-    ("POST", f"{V1}/devices"): TECH,
-    ("GET", f"{V1}/devices"): ALL,
-    ("GET", f"{V1}/devices/{{device_id}}"): ALL,
-    ("PATCH", f"{V1}/devices/{{device_id}}"): TECH,
-    ("DELETE", f"{V1}/devices/{{device_id}}"): ADMIN,
-    ("POST", f"{V1}/devices/{{device_id}}/credentials"): TECH,
-    ("GET", f"{V1}/devices/{{device_id}}/migration"): ALL,
-    ("GET", f"{V1}/devices/{{device_id}}/heartbeats"): ALL,
-    ("POST", f"{V1}/devices/{{device_id}}/migration"): TECH,
-    ("POST", f"{V1}/devices/import"): TECH,
-    ("GET", f"{V1}/migration/report"): ALL,
-    ("POST", f"{V1}/tokens"): ADMIN,
-    ("GET", f"{V1}/tokens"): ADMIN,
-    ("DELETE", f"{V1}/tokens/{{token_id}}"): ADMIN,
-    ("GET", f"{V1}/audit"): ADMIN,
-    ("GET", f"{V1}/alerts"): ALL,
-    ("GET", f"{V1}/alerts/{{item_id}}"): ALL,
-    ("POST", f"{V1}/alerts/{{item_id}}/ack"): OPS,
-    ("POST", f"{V1}/alerts/{{item_id}}/resolve"): OPS,
-    ("GET", f"{V1}/alarms"): ALL,
-    ("GET", f"{V1}/alarms/{{item_id}}"): ALL,
-    ("POST", f"{V1}/alarms/{{item_id}}/ack"): OPS,
-    ("POST", f"{V1}/alarms/{{item_id}}/resolve"): OPS,
-    ("GET", f"{V1}/quarantine"): TECH,
-    ("GET", f"{V1}/alert-rules"): ALL,
-    ("GET", f"{V1}/events"): ALL,
-    ("GET", f"{V1}/stats/fleet"): ALL,
-    ("GET", f"{V1}/stats/answer-times"): ALL,
-    ("GET", f"{V1}/session"): ALL,
-    ("GET", "/healthz"): PUBLIC,
-    ("GET", "/metrics"): PUBLIC,
-    ("GET", "/"): PUBLIC,  # the console's page: the operator signs in with a token in it
-}
 # What fills each path parameter: nothing by these ids exists.
 PATH_VALUES = {"device_id": "nobody-here", "item_id": "999999999", "token_id": "999999999"}
 # Requests that cannot succeed: an admitted caller gets 422, nothing is written (and the event
@@ -70,12 +28,6 @@ ARGS: dict[tuple[str, str], dict[str, object]] = {
     ("PATCH", f"{V1}/devices/{{device_id}}"): {"json": {"serial": "x"}},
     ("POST", f"{V1}/devices/{{device_id}}/migration"): {"json": {"stage": "scheduled"}},
 }
-
-
-def test_every_route_has_an_access_entry() -> None:
-    routes = set(all_routes())
-    assert routes - set(ACCESS) == set(), "routes nobody decided the roles of"
-    assert set(ACCESS) - routes == set(), "entries for routes that do not exist"
 
 
 async def test_every_route_checks_the_token_then_the_role(service: Service) -> None:

@@ -42,8 +42,8 @@ async def _token(database_url: str) -> str:
 
 
 # Loaded at import: pytest collects one test per operation. The event stream is left out: a
-# valid request is an answer that never ends (tests/test_event_stream.py covers it, and its
-# parameters are checked like any other route's in tests/test_access.py).
+# valid request is an answer that never ends (tests/integration/test_event_stream.py covers it,
+# and its parameters are checked like any other route's in tests/integration/test_access.py).
 schema = schemathesis.openapi.from_dict(app_for_inspection().openapi()).exclude(
     path="/api/v1/events"
 )

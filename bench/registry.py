@@ -5,7 +5,7 @@
 - single registrations with the plugin;
 - device lists and the migration report on a synthetic fleet of FLEET devices.
 
-    .venv/bin/python -m tests.bench_registry [--rows 1000] [--fleet 200000]
+    .venv/bin/python -m bench.registry [--rows 1000] [--fleet 200000]
 
 Uses its own database and private brokers, like the tests.
 """
