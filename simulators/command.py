@@ -20,6 +20,7 @@ from telecare.simulators.load import LoadOptions, run_load
 from telecare.simulators.run import RunOptions, run_scenario
 from telecare.simulators.scenario import available_scenarios, load_scenario
 from telecare.simulators.scenario_errors import ScenarioError
+from telecare.simulators.service_restart import restart_by_command
 from telecare.simulators.truth.check import check_report
 from telecare.simulators.truth.expect import Tolerance
 from telecare.simulators.truth.report import read_report
@@ -71,6 +72,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-register",
         action="store_true",
         help="no API: devices connect anonymously (scale runs, private broker)",
+    )
+    parser.add_argument(
+        "--restart-command",
+        metavar="CMD",
+        help="shell command that restarts the service, for a scenario's restart events "
+        "(TELECARE_RESTART_MODE term|kill, TELECARE_RESTART_DOWN_S; docs/SIMULATOR.md)",
     )
     parser.add_argument(
         "--progress", type=float, default=5.0, help="seconds between progress lines"
@@ -174,6 +181,11 @@ async def _run(args: argparse.Namespace, broker: BrokerAddress) -> int:
             report_path=None if args.no_register else report,
             progress_s=args.progress,
             tolerance=Tolerance(transport_s=args.latency),
+            restart=(
+                restart_by_command(args.restart_command, args.api_url)
+                if args.restart_command
+                else None
+            ),
         )
     )
     return 0

@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 
 API_CONCURRENCY = 16
 
+# Stops the service (mode `term` or `kill`), keeps it down `down_s` seconds, starts it again and
+# returns once it answers /healthz: `--restart-command`, or a test's own process control.
+RestartService = Callable[[str, float], Awaitable[None]]
+
 
 class Player:
     def __init__(
@@ -31,8 +35,10 @@ class Player:
         api: Api | None,
         bad_actor: BadActor | None,
         operator: Api | None = None,
+        restart: RestartService | None = None,
     ) -> None:
         self._hubs = hubs
+        self._restart = restart
         self._timeline = timeline
         self._api = api
         self._operator = operator
@@ -50,6 +56,12 @@ class Player:
                 delay = t0 + action.at_s - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
+                if action.do is Do.RESTART:  # in the background: devices act while it is down
+                    tg.create_task(
+                        self._restart_service(str(action.params["mode"]), action.params["down_s"]),
+                        name=f"simulate.restart[{n}]",
+                    )
+                    continue
                 group = self._hubs[action.group]
                 chosen = [group[i] for i in action.select(len(group))]
                 log.info(
@@ -85,6 +97,18 @@ class Player:
         else:
             for hub in chosen:
                 _steer(hub, action)
+
+    async def _restart_service(self, mode: str, down_s: float) -> None:
+        if self._restart is None:
+            self.errors.append("a restart event needs a way to restart the service")
+            return
+        log.info("scenario step do=restart mode=%s down_s=%.1f", mode, down_s)
+        stopped_at = time.time()
+        try:
+            await self._restart(mode, down_s)
+        except Exception as exc:  # the run goes on and reports it, like a refused step
+            self.errors.append(f"restart ({mode}) failed: {exc}")
+        self._timeline.outages.append((stopped_at, time.time()))
 
     async def _bad(self, chosen: list[Hub], group: list[Hub], kinds: list[str]) -> None:
         if self._bad_actor is None:

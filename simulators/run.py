@@ -18,7 +18,7 @@ from telecare.simulators.bad_actors import BadActor, detect_broker_mode
 from telecare.simulators.fleet_stats import FleetStats
 from telecare.simulators.hub import Hub
 from telecare.simulators.hub_parts import HubIdentity
-from telecare.simulators.player import Player
+from telecare.simulators.player import Player, RestartService
 from telecare.simulators.registration import (
     Registered,
     plan_fleet,
@@ -60,6 +60,7 @@ class RunOptions:
     connect_concurrency: int = 200
     tolerance: Tolerance = field(default_factory=Tolerance)
     say: Callable[[str], None] = say
+    restart: RestartService | None = None  # for the scenario's `restart` events
 
 
 Registrar = Callable[[Callable[[Registered], None]], Awaitable[list[Registered]]]
@@ -69,6 +70,10 @@ async def run_scenario(options: RunOptions) -> dict[str, Any]:
     """Run the scenario to its end; return (and write, if asked) the ground-truth report."""
     scenario = options.scenario
     started_at = time.time()
+    if options.restart is None and any(a.do is Do.RESTART for a in scenario.actions):
+        raise ScenarioError(
+            f"scenario {scenario.name!r} restarts the service: say how (--restart-command)"
+        )
     if not options.register:
         fleet = _unregistered(options)
 
@@ -143,7 +148,7 @@ async def _run(
     rng = random.Random(scenario.seed)  # noqa: S311 - simulation, not secrets
     hubs: dict[str, list[Hub]] = {g.name: [] for g in scenario.groups}
     bad_actor = BadActor(options.broker, timeline, mode, options.prefix)
-    player = Player(hubs, timeline, api, bad_actor, operator)
+    player = Player(hubs, timeline, api, bad_actor, operator, options.restart)
     options.say(
         f"scenario {scenario.name}: {size} devices, broker {mode}, "
         f"{scenario.duration_s:g} s at time scale {scenario.time_scale:g}"
@@ -206,6 +211,7 @@ async def _run(
         "raised_types_at_run": rules.get("raised_types", []) if rules else [],
         "stats": {k: v for k, v in vars(stats).items() if not k.startswith("_")},
         "errors": player.errors,
+        "service_outages": timeline.outages,
     }
     report = _report(options, run, registered, timeline, rules, others)
     if options.report_path is not None:

@@ -27,6 +27,10 @@ class Do(StrEnum):
     BAD = "bad"  # kinds: what a misbehaving device or intruder sends
     OPERATOR_ACK = "operator_ack"  # event (optional): an operator takes the devices' open alarms
     FLAP = "flap"  # expanded: times x (drop, restore after down_s), every every_s
+    RESTART = "restart"  # mode: term | kill, down_s: the service restarts (no group)
+
+
+RESTART_MODES = ("term", "kill")  # SIGTERM (a clean stop) or SIGKILL (the process dies)
 
 
 class DropMode(StrEnum):
@@ -75,7 +79,11 @@ def _action(raw: dict[str, Any], groups: set[str], scale: float, where: str) -> 
     except ValueError:
         raise ScenarioError(f"{where}: do must be one of {[d.value for d in Do]}") from None
     group = raw.get("group")
-    if group not in groups:
+    if do is Do.RESTART:  # the service, not a group of devices
+        if group is not None:
+            raise ScenarioError(f"{where}: a restart event restarts the service: give no group")
+        group = ""
+    elif group not in groups:
         raise ScenarioError(f"{where}: group must be one of {sorted(groups)}, got {group!r}")
     at_s = raw.get("at_s")
     if not isinstance(at_s, int | float) or at_s < 0:
@@ -98,7 +106,10 @@ def _action(raw: dict[str, Any], groups: set[str], scale: float, where: str) -> 
         raise ScenarioError(f"{where}: stagger_s must be a number >= 0")
     if stagger_s:
         params["stagger_s"] = stagger_s / scale
-    _check_params(do, params, scale, where)
+    if do is Do.RESTART:
+        _check_restart(params, scale, where)
+    else:
+        _check_params(do, params, scale, where)
     return Action(at_s / scale, group, do, count, share, pick == "last", params)
 
 
@@ -127,6 +138,15 @@ def _check_params(do: Do, params: dict[str, Any], scale: float, where: str) -> N
         raise ScenarioError(f"{where}: a clock event needs skew_s (seconds, may be negative)")
     if do is Do.PERIPHERAL and not isinstance(params.get("kind"), str):
         raise ScenarioError(f'{where}: a peripheral event needs kind = "pendant" (for example)')
+
+
+def _check_restart(params: dict[str, Any], scale: float, where: str) -> None:
+    if params.setdefault("mode", "term") not in RESTART_MODES:
+        raise ScenarioError(f"{where}: a restart's mode must be one of {RESTART_MODES}")
+    down_s = params.setdefault("down_s", 0)
+    if not isinstance(down_s, int | float) or down_s < 0:
+        raise ScenarioError(f"{where}: a restart's down_s must be a number >= 0")
+    params["down_s"] = down_s / scale
 
 
 def _expand(action: Action, raw: dict[str, Any], scale: float, where: str) -> list[Action]:

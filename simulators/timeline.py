@@ -14,6 +14,9 @@ are handed to the socket, so the backend's receive time is never earlier.
 | `hang` | | heartbeats stopped, connection kept |
 | `alarm` | msg_id, event | an alarm's first send |
 | `ack` | msg_id, result | the backend's ack for it arrived |
+
+`outages` holds the service's restarts: from the moment it was told to stop to the moment it
+answered /healthz again. Messages sent in between waited at the broker.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class Timeline:
     events: dict[str, list[Event]] = field(default_factory=lambda: defaultdict(list))
     quarantine: list[dict[str, Any]] = field(default_factory=list)
     spoofed: list[dict[str, Any]] = field(default_factory=list)
+    outages: list[tuple[float, float]] = field(default_factory=list)
     recording: bool = True  # off for runs without a report (--no-register): memory stays flat
 
     def add(self, device_id: str, kind: str, at: float | None = None, **fields: Any) -> None:

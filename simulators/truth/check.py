@@ -69,6 +69,7 @@ async def check_report(
         "tolerance": tolerance,
         "others_by_district": report.get("others_by_district", {}),
         "started_at": started,
+        "outages": [(_time(a), _time(b)) for a, b in report.get("service_outages", [])],
     }
     checked = predict(devices, rules, built=raised, **common)
     full = predict(devices, rules, built=frozenset(ALL_TYPES), **common)

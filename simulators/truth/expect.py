@@ -8,6 +8,10 @@ the message, or the deadline it computed); the window around it comes from `Tole
 - `transport_s` (1.0): broker and ingest latency on a loaded 2-core machine.
 - `flush_s` (0.2): the ingest's heartbeat batch flush (TELECARE_HEARTBEAT_FLUSH_MS).
 - `detect_s` (1.0): the engine raises an overdue alert within one second of the deadline.
+- `restart_s` (30.0): around a restart of the service (`restart` events) timing is checked
+  loosely: what was due while it was down, or within `restart_s` after it answered /healthz
+  again, may come as early as the outage began allows and as late as `restart_s` after it
+  ended. Whether an alert is raised is still checked.
 
 A message-driven change is due in [t - early, t + transport + flush]; a deadline-driven one in
 [d - early, d + transport + flush + detect]. When a heartbeat and a deadline are closer than
@@ -28,6 +32,7 @@ class Tolerance:
     transport_s: float = 1.0
     flush_s: float = 0.2
     detect_s: float = 1.0
+    restart_s: float = 30.0
 
     @property
     def message_late_s(self) -> float:

@@ -7,6 +7,7 @@ changes others (without `flapping` nothing suppresses connection_lost).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,16 +44,22 @@ def predict(
     tolerance: Tolerance,
     others_by_district: dict[str, int] | None = None,
     started_at: float | None = None,
+    outages: Sequence[tuple[float, float]] = (),
 ) -> Prediction:
     """`timelines` maps device id to `{"district": ..., "timeline": [events]}`.
 
     Alerts due before `started_at` (devices attached from an earlier run that were already
-    overdue) belong to that earlier run and are left out.
+    overdue) belong to that earlier run and are left out. `outages` are the service's restarts
+    (stopped, answering again): a message sent meanwhile waited at the broker, so the backend
+    received it when the service came back, and judged what was due in between by what it had
+    then received (docs/ALERTS.md, restarts).
     """
     facts = []
     prediction = Prediction()
     for device_id, entry in sorted(timelines.items()):
-        events = sorted(entry["timeline"], key=lambda e: float(e["t"]))
+        events = sorted(
+            (_as_received(e, outages) for e in entry["timeline"]), key=lambda e: float(e["t"])
+        )
         replay = DeviceReplay(rules, built, race_s=tolerance.race_s)
         alerts = [a for a in replay.replay(events, ended_at + tolerance.race_s) if a.type in built]
         facts.append(DeviceFacts(device_id, entry.get("district"), events, alerts))
@@ -71,7 +78,7 @@ def predict(
         areas = predict_areas(
             facts, rules, others_by_district=others_by_district or {}, margin_s=tolerance.race_s
         )
-    window = _Windows(tolerance, ended_at, started_at or 0.0)
+    window = _Windows(tolerance, ended_at, started_at or 0.0, tuple(outages))
     for device in facts:
         for alert in device.alerts:
             groups: list[str | None] = []
@@ -83,11 +90,42 @@ def predict(
     return prediction
 
 
+# Messages a device sends; the broker holds them for the ingest's session while it is down.
+_HELD_BY_BROKER = frozenset({"hb", "online", "offline", "alarm"})
+
+
+def _as_received(event: dict[str, Any], outages: Sequence[tuple[float, float]]) -> dict[str, Any]:
+    """The event at the time the backend could first see it."""
+    if event["k"] in _HELD_BY_BROKER:
+        t = float(event["t"])
+        for stopped, back in outages:
+            if stopped <= t < back:
+                return {**event, "t": back, "sent": t}
+    return event
+
+
 @dataclass(frozen=True)
 class _Windows:
     tolerance: Tolerance
     ended_at: float
     started_at: float
+    outages: tuple[tuple[float, float], ...] = ()
+
+    def _around_restart(self, at: float) -> tuple[float, float] | None:
+        """The latest restart that began before `at` and whose blur still covers it."""
+        around = None
+        for stopped, back in self.outages:
+            if stopped - self.tolerance.early_s <= at <= back + self.tolerance.restart_s:
+                around = (stopped, back)
+        return around
+
+    def _window(self, at: float, *, deadline: bool) -> tuple[float, float]:
+        low, high = self.tolerance.window(at, deadline=deadline)
+        outage = self._around_restart(at)
+        if outage is None:
+            return low, high
+        stopped, back = outage
+        return low - (back - stopped), max(high, back + self.tolerance.restart_s)
 
     def add(
         self,
@@ -99,13 +137,19 @@ class _Windows:
         groups: list[str | None] | None = None,
     ) -> None:
         """Turn a nominal prediction into windows; what the end of the run cuts is only allowed."""
-        raised = self.tolerance.window(alert.raised_at, deadline=alert.timer)
+        raised = self._window(alert.raised_at, deadline=alert.timer)
         if raised[0] > self.ended_at or raised[1] < self.started_at:
             return
         resolved = None
+        certain = alert.certain
         if alert.resolved_at is not None:
-            window = self.tolerance.window(alert.resolved_at, deadline=alert.resolve_timer)
+            window = self._window(alert.resolved_at, deadline=alert.resolve_timer)
             resolved = window if window[0] <= self.ended_at else None
+            # Due while the service was down and over by the time it had caught up: a backend
+            # that judged after catching up rightly never raised it; one that did is not wrong.
+            outage = self._around_restart(alert.raised_at)
+            if outage is not None and alert.resolved_at <= outage[1] + self.tolerance.race_s:
+                certain = False
         prediction.alerts.append(
             Expected(
                 type=alert.type,
@@ -114,7 +158,7 @@ class _Windows:
                 area=area,
                 resolved=resolved,
                 resolved_by=alert.resolved_by if resolved is not None else None,
-                certain=alert.certain and raised[1] <= self.ended_at,
+                certain=certain and raised[1] <= self.ended_at,
                 why=alert.why,
                 groups=groups or [],
                 details=alert.details,

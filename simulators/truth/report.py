@@ -31,9 +31,11 @@ def build_report(
     others_by_district: dict[str, int],
 ) -> dict[str, Any]:
     """`run` holds the metadata (floats for times); `devices` id -> facts and `timeline`."""
+    outages = [(float(a), float(b)) for a, b in run.get("service_outages", [])]
     report: dict[str, Any] = {
         "format": FORMAT,
         **{k: iso(v) if k.endswith("_at") else v for k, v in run.items()},
+        "service_outages": [[iso(a), iso(b)] for a, b in outages],
         "thresholds": rules.to_json() if rules else None,
         "tolerance": asdict(tolerance),
         "others_by_district": others_by_district,
@@ -52,6 +54,7 @@ def build_report(
         tolerance=tolerance,
         others_by_district=others_by_district,
         started_at=run["started_at"],
+        outages=outages,
     )
     _attach(report, full)
     return report
