@@ -53,8 +53,8 @@ class Settings(BaseSettings):
     heartbeat_batch_size: int = Field(default=500, ge=1)
     # A write takes every row waiting, up to this many (one COPY, one transaction).
     heartbeat_batch_max: int = Field(default=10_000, ge=1)
-    # Heartbeat batches written at once, each on a connection of its own (2 wrote 10% more at
-    # 1.8 M devices on 2 cores, but doubled the alarms' commit latency: BENCHMARKS.md).
+    # Heartbeat batches written at once, each on a connection of its own (a second writer
+    # writes more, and costs the alarms' commit latency: BENCHMARKS.md has the figures).
     heartbeat_writers: int = Field(default=1, ge=1, le=16)
     heartbeat_flush_ms: int = Field(default=200, ge=1)
     heartbeat_buffer_max: int = Field(default=200_000, ge=1000)
@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     area_min_share: float = Field(default=0.2, ge=0, le=1)
     area_window_s: int = Field(default=300, ge=1)
     engine_lease_s: int = Field(default=15, ge=3)
+    # The alert engine's writer is stalled (/healthz red, alert_writer_stalled raised once it
+    # writes again) when nothing was written for this long while actions wait.
+    alert_writer_stall_s: float = Field(default=30, gt=0)
 
     # GET /events sends a comment this often when there is nothing to send, so proxies and
     # the console can tell a quiet stream from a dead one.

@@ -11,7 +11,7 @@ registered. A dry run does the same work and rolls back at the end, broker untou
 No savepoint per row: the only failure the database could still find in a checked row is an
 id registered meanwhile, which `ON CONFLICT DO NOTHING` reports without an error. Any other
 database error fails the whole import (nothing written). One statement instead of six round
-trips per row makes 1,000 rows ~30x faster (docs/REGISTRY.md).
+trips per row (docs/REGISTRY.md has the figures).
 """
 
 from __future__ import annotations

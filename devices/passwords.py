@@ -3,9 +3,10 @@
 The hash is a plain SHA-256, not a slow KDF, on purpose. A slow KDF protects passwords people
 choose, which can be guessed; these are 192-bit random secrets (`token_urlsafe(24)`), so a
 stolen hash cannot be reversed by guessing whatever the hash costs, and a salt adds nothing.
-PBKDF2 at 100k iterations cost ~60 ms of CPU per device, which made bulk imports and a
-simulator registering thousands of devices slow for no security gain. The broker keeps its own
-salted PBKDF2 of the password (dynamic security), which is what devices authenticate against.
+PBKDF2 at 100k iterations cost tens of milliseconds of CPU per device, which made bulk
+imports and a simulator registering thousands of devices slow for no security gain. The
+broker keeps its own salted PBKDF2 of the password (dynamic security), which is what devices
+authenticate against.
 """
 
 from __future__ import annotations

@@ -61,8 +61,8 @@ WHERE s.last_heartbeat_at IS NULL OR excluded.last_heartbeat_at >= s.last_heartb
 
 
 class HeartbeatRow(NamedTuple):
-    """One heartbeat as COPY writes it: a plain tuple (about 370 bytes buffered, a quarter of
-    the pydantic model's), so a buffer of 200,000 rows stays near 75 MB."""
+    """One heartbeat as COPY writes it: a plain tuple, a fraction of the pydantic model's size,
+    so a full buffer stays small (BENCHMARKS.md)."""
 
     received_at: datetime
     device_id: str

@@ -97,9 +97,8 @@ async def _enable_timescaledb(conn: AsyncConnection) -> bool:
             [table, time_column],
         )
     # Heartbeats are read by device and time (heartbeats_device_time) and expire by whole
-    # chunks: an index on time alone would only cost each of the 15,000 inserts a second of
-    # the UK fleet an index entry and 20% more disk (BENCHMARKS.md). Plain PostgreSQL keeps
-    # it, for its retention deletes by time.
+    # chunks: an index on time alone would only cost every insert an index entry and disk
+    # (BENCHMARKS.md). Plain PostgreSQL keeps it, for its retention deletes by time.
     await conn.execute("DROP INDEX IF EXISTS heartbeats_received_at_idx")
     return True
 
