@@ -5,6 +5,13 @@ No receive queue and no task switch per message: a handler that cannot keep up s
 reading of the socket, and the broker holds (QoS 1, persistent session) or drops (QoS 0) what
 waits, instead of this process's memory. A handler's error is logged with the topic, and the
 next message is handled as usual.
+
+A connection that cannot do its job is a failed connection, retried with back-off, counted
+(`failures`, `refused_subscriptions`) and logged: a broker that refuses a filter (SUBACK 0x80)
+would otherwise leave the subscriber up and deaf. A persistent session (clean_session False)
+that the broker still holds keeps its subscriptions, so they are sent again only when the
+broker no longer has the session (or on this process's first connection, when what an older
+process left in it is not known).
 """
 
 from __future__ import annotations
@@ -15,7 +22,8 @@ from collections.abc import Sequence
 
 from telecare.core.backoff import backoff_delay
 from telecare.core.mqtt_url import BrokerAddress
-from telecare.mqtt.client import MqttConnection, MqttError, OnMessage, connect
+from telecare.mqtt import packets
+from telecare.mqtt.client import MqttConnection, MqttError, OnMessage, SubscribeRefused, connect
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +41,7 @@ class Subscription:
         on_message: OnMessage,
         clean_session: bool,
         keepalive_s: int = 30,
+        max_packet_size: int = packets.DEFAULT_MAX_PACKET_SIZE,
     ) -> None:
         self._broker = broker
         self.name = name
@@ -41,7 +50,14 @@ class Subscription:
         self._handle = on_message
         self._clean_session = clean_session
         self._keepalive_s = keepalive_s
+        self._max_packet_size = max_packet_size
+        # every filter was granted into the broker's session for this identifier, which it
+        # keeps while session_present says so
+        self._session_subscribed = False
         self.connected = asyncio.Event()
+        self.failures = 0  # connections that failed or were lost, refused ones included
+        self.refused_subscriptions = 0
+        self.last_error: str | None = None
 
     async def run(self) -> None:
         attempt = 0
@@ -53,18 +69,22 @@ class Subscription:
                 await self._wait(attempt, f"connect failed: {exc}")
                 continue
             try:
-                for topic_filter, qos in self._filters:
-                    await conn.subscribe(topic_filter, qos)
+                if not (conn.session_present and self._session_subscribed):
+                    await self._subscribe(conn)
                 self.connected.set()
                 attempt = 0
                 log.info(
-                    "mqtt connected session=%s host=%s port=%d",
+                    "mqtt connected session=%s host=%s port=%d session_present=%s",
                     self.name,
                     self._broker.host,
                     self._broker.port,
+                    conn.session_present,
                 )
                 await asyncio.shield(conn.closed)
-                reason = "connection lost"
+                reason = str(conn.error or "connection lost")
+            except SubscribeRefused as exc:
+                self.refused_subscriptions += 1
+                reason = str(exc)
             except MqttError as exc:
                 reason = str(exc)
             finally:
@@ -73,6 +93,20 @@ class Subscription:
                     await conn.disconnect()  # also on cancellation: a clean DISCONNECT
             attempt += 1
             await self._wait(attempt, reason)
+
+    async def _subscribe(self, conn: MqttConnection) -> None:
+        self._session_subscribed = False
+        for topic_filter, qos in self._filters:
+            granted = await conn.subscribe(topic_filter, qos)
+            if granted < qos:
+                log.warning(
+                    "mqtt subscription downgraded session=%s filter=%s qos=%d granted=%d",
+                    self.name,
+                    topic_filter,
+                    qos,
+                    granted,
+                )
+        self._session_subscribed = not self._clean_session
 
     async def _connect(self) -> MqttConnection:
         broker = self._broker
@@ -84,6 +118,7 @@ class Subscription:
             keepalive_s=self._keepalive_s,
             on_message=self._on_message,
             clean_session=self._clean_session,
+            max_packet_size=self._max_packet_size,
         )
 
     def _on_message(self, topic: str, payload: bytes) -> None:
@@ -93,6 +128,8 @@ class Subscription:
             log.exception("message handling failed session=%s topic=%s", self.name, topic)
 
     async def _wait(self, attempt: int, reason: str) -> None:
+        self.failures += 1
+        self.last_error = reason
         delay = backoff_delay(attempt)
         log.warning(
             "mqtt connection lost session=%s error=%s retry_in_s=%.1f", self.name, reason, delay
