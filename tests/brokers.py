@@ -102,6 +102,8 @@ class PrivateBroker:
             "log_type warning",
             "max_queued_messages 100000",
             "set_tcp_nodelay true",  # as docs/OPERATIONS.md configures production brokers
+            # as deploy/mosquitto/ ships it (dynamic-security.conf, read above, holds it too)
+            "" if self.dynsec else "max_packet_size 16384",
             self._tls_listener(),
             self._extra_config,
         ]
