@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
+from psycopg import sql
 from psycopg.rows import class_row
 
 from telecare.db.pool import Pool
+from telecare.db.record_columns import select_list
 from telecare.operator_queue.item_errors import ItemNotFound
 
 
 @dataclass(frozen=True)
 class AlarmRecord:
+    """An alarm as read, and the one declaration of its fields: the select list is made from
+    them and the API's `AlarmPublic` derives from this class (a column is added here and in its
+    migration)."""
+
     id: int
     device_id: str
     msg_id: str
@@ -30,17 +35,20 @@ class AlarmRecord:
     acknowledged_by: str | None
     resolved_at: datetime | None
     resolved_by: str | None
-    history: list[dict[str, Any]]
+    history: Sequence[Mapping[str, object]]  # JSON objects: at, action, actor, note
 
 
-_SELECT = """
-SELECT a.id, a.device_id, a.msg_id, a.event, a.severity, a.state, a.device_ts, a.seq,
-       a.peripheral, a.detail, a.received_at, a.acknowledged_at, a.acknowledged_by,
-       a.resolved_at, a.resolved_by,
-       coalesce((SELECT jsonb_agg(jsonb_build_object('at', h.at, 'action', h.action,
-                                                    'actor', h.actor, 'note', h.note)
-                                  ORDER BY h.at, h.id)
-                 FROM alarm_history h WHERE h.alarm_id = a.id), '[]'::jsonb) AS history
+# Each field as `a.<field>`, but for this computed one.
+_COMPUTED = {
+    "history": """coalesce((SELECT jsonb_agg(jsonb_build_object('at', h.at, 'action', h.action,
+                                                         'actor', h.actor, 'note', h.note)
+                                       ORDER BY h.at, h.id)
+                      FROM alarm_history h WHERE h.alarm_id = a.id), '[]'::jsonb)""",
+}
+COLUMNS = select_list(AlarmRecord, table="a", computed=_COMPUTED)
+
+_SELECT = sql.SQL("""
+SELECT {columns}
 FROM alarms a
 WHERE (%(before)s::bigint IS NULL OR a.id < %(before)s)
   AND (%(ids)s::bigint[] IS NULL OR a.id = ANY(%(ids)s))
@@ -51,7 +59,7 @@ WHERE (%(before)s::bigint IS NULL OR a.id < %(before)s)
   AND (%(severity)s::text IS NULL OR a.severity = %(severity)s)
 ORDER BY a.id DESC
 LIMIT %(limit)s
-"""
+""").format(columns=COLUMNS)
 
 
 async def list_alarms(

@@ -6,22 +6,26 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from telecare.alarms.queries import AlarmRecord, list_alarms
 from telecare.api.schemas import AlarmPublic, AlertPublic
 from telecare.core.events import EventKind
 from telecare.db.pool import Pool
 from telecare.operator_queue.alerts import AlertRecord, list_alerts
 
-# Validated from the record's attributes: `dataclasses.asdict` would deep-copy every history
-# and details first (two thirds of a 1,000-alert page's time: BENCHMARKS.md).
+# Validated from the record's own attribute dict: `dataclasses.asdict` would deep-copy every
+# history and details first (two thirds of a 1,000-alert page's time: BENCHMARKS.md).
+_ALERT = TypeAdapter(AlertPublic)
+_ALARM = TypeAdapter(AlarmPublic)
 
 
 def alert_public(record: AlertRecord) -> AlertPublic:
-    return AlertPublic.model_validate(record, from_attributes=True)
+    return _ALERT.validate_python(vars(record))
 
 
 def alarm_public(record: AlarmRecord) -> AlarmPublic:
-    return AlarmPublic.model_validate(record, from_attributes=True)
+    return _ALARM.validate_python(vars(record))
 
 
 async def load_public(pool: Pool, kind: EventKind, ids: Collection[int]) -> dict[int, Any]:
@@ -30,6 +34,6 @@ async def load_public(pool: Pool, kind: EventKind, ids: Collection[int]) -> dict
         return {}
     if kind == "alert":
         alerts = await list_alerts(pool, limit=len(ids), ids=list(ids))
-        return {a.id: alert_public(a).model_dump(mode="json") for a in alerts}
+        return {a.id: _ALERT.dump_python(alert_public(a), mode="json") for a in alerts}
     alarms = await list_alarms(pool, limit=len(ids), ids=list(ids))
-    return {a.id: alarm_public(a).model_dump(mode="json") for a in alarms}
+    return {a.id: _ALARM.dump_python(alarm_public(a), mode="json") for a in alarms}

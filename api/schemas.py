@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -13,9 +13,14 @@ from pydantic import (
     StringConstraints,
     field_validator,
 )
+from pydantic.dataclasses import dataclass
+from typing_extensions import TypedDict  # pydantic reads typing.TypedDict only from 3.12
 
+from telecare.alarms.queries import AlarmRecord
 from telecare.core.text import Storable
 from telecare.devices.postcodes import normalise_postcode
+from telecare.devices.records import DeviceRecord
+from telecare.operator_queue.alerts import AlertRecord
 from telecare.protocol.messages import DEVICE_ID_PATTERN
 
 Severity = Literal["critical", "high", "medium", "low"]
@@ -71,40 +76,20 @@ class DeviceUpdate(_DeviceDetails):
         return {name: getattr(self, name) for name in self.model_fields_set}
 
 
-class DevicePublic(BaseModel):
-    device_id: str
-    serial: str | None
-    model: str | None
-    manufacturer: str | None
-    resident_ref: str | None
-    address: str | None
-    postcode: str | None
-    postcode_district: str | None
-    heartbeat_interval_s: int
-    heartbeat_grace_s: int | None
-    migration_stage: str
-    stage_changed_at: datetime
-    registered_at: datetime
-    decommissioned_at: datetime | None
-    mqtt_password_set_at: datetime
-    status: str
-    heartbeat_deadline_at: datetime = Field(
-        description=(
-            "when the device is overdue unless a heartbeat arrives (docs/PROTOCOL.md section 3)"
-        )
-    )
-    last_heartbeat_at: datetime | None
-    power: str | None
-    battery_pct: int | None
-    signal_dbm: int | None
-    network: str | None
-    firmware: str | None
-    peripherals: list[dict[str, Any]] | None
-    connection: str | None
+# A device, alert or alarm as the API answers it: its record's fields, declared once in the
+# record with their descriptions, less those the record marks internal (`Field(exclude=True)`).
+# A public class restates a field only to give the validated shape of JSON the record holds
+# as read. Built from a record by `TypeAdapter(...).validate_python(vars(record))`.
 
 
+@dataclass(frozen=True)
+class DevicePublic(DeviceRecord):
+    pass
+
+
+@dataclass(frozen=True)
 class DeviceRegistered(DevicePublic):
-    mqtt_password: str = Field(description="shown only in this response")
+    mqtt_password: Annotated[str, Field(description="shown only in this response")]
 
 
 class DeviceCredentials(BaseModel):
@@ -113,49 +98,20 @@ class DeviceCredentials(BaseModel):
     mqtt_password_set_at: datetime
 
 
-class HistoryEntry(BaseModel):
+class HistoryEntry(TypedDict):
     at: datetime
     action: str
     actor: str
     note: str | None
 
 
-class AlertPublic(BaseModel):
-    id: int
-    device_id: str | None
-    area: str | None
-    type: str
-    severity: str
-    state: str
-    raised_at: datetime
-    acknowledged_at: datetime | None
-    acknowledged_by: str | None
-    resolved_at: datetime | None
-    resolved_by: str | None
-    details: dict[str, Any]
-    group_id: int | None = Field(
-        description="the area_outage alert this alert is grouped under, or null"
-    )
-    grouped: int = Field(description="for an area_outage: the alerts grouped under it now")
+@dataclass(frozen=True)
+class AlertPublic(AlertRecord):
     history: list[HistoryEntry]
 
 
-class AlarmPublic(BaseModel):
-    id: int
-    device_id: str
-    msg_id: str
-    event: str
-    severity: str
-    state: str
-    device_ts: datetime
-    seq: int
-    peripheral: str | None
-    detail: str | None
-    received_at: datetime
-    acknowledged_at: datetime | None
-    acknowledged_by: str | None
-    resolved_at: datetime | None
-    resolved_by: str | None
+@dataclass(frozen=True)
+class AlarmPublic(AlarmRecord):
     history: list[HistoryEntry]
 
 

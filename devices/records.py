@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from telecare.db.record_columns import From, select_list
 
 # When the device is overdue unless a heartbeat arrives (docs/PROTOCOL.md section 3): interval
 # + grace after the later of its last heartbeat and its registration or last migration-stage
@@ -29,20 +33,18 @@ CASE
 END
 """
 
-DEVICE_COLUMNS = f"""
-d.device_id, d.serial, d.model, d.manufacturer, d.resident_ref, d.address, d.postcode,
-d.postcode_district, d.heartbeat_interval_s, d.heartbeat_grace_s, d.migration_stage,
-d.stage_changed_at, d.registered_at, d.updated_at, d.decommissioned_at,
-d.mqtt_password_set_at, ({STATUS_SQL}) AS status, ({DEADLINE_SQL}) AS heartbeat_deadline_at,
-s.last_heartbeat_at, s.power, s.battery_pct, s.signal_dbm, s.network, s.firmware, s.peripherals,
-s.connection, s.connection_at
-"""
-
 DEVICE_FROM = "devices d LEFT JOIN device_state s USING (device_id)"
+
+STATE = From("s")  # a column of device_state (the device's last report), not of devices
+INTERNAL = Field(exclude=True)  # kept for the service, left out of the API's answers
 
 
 @dataclass(frozen=True)
 class DeviceRecord:
+    """A device as read, and the one declaration of its fields: `DEVICE_COLUMNS` is made from
+    them and the API's `DevicePublic` derives from this class (a column is added here and in its
+    migration)."""
+
     device_id: str
     serial: str | None
     model: str | None
@@ -56,17 +58,32 @@ class DeviceRecord:
     migration_stage: str
     stage_changed_at: datetime
     registered_at: datetime
-    updated_at: datetime
+    updated_at: Annotated[datetime, INTERNAL]
     decommissioned_at: datetime | None
     mqtt_password_set_at: datetime
     status: str
-    heartbeat_deadline_at: datetime
-    last_heartbeat_at: datetime | None
-    power: str | None
-    battery_pct: int | None
-    signal_dbm: int | None
-    network: str | None
-    firmware: str | None
-    peripherals: list[dict[str, Any]] | None
-    connection: str | None
-    connection_at: datetime | None
+    heartbeat_deadline_at: Annotated[
+        datetime,
+        Field(
+            description=(
+                "when the device is overdue unless a heartbeat arrives (docs/PROTOCOL.md section 3)"
+            )
+        ),
+    ]
+    last_heartbeat_at: Annotated[datetime | None, STATE]
+    power: Annotated[str | None, STATE]
+    battery_pct: Annotated[int | None, STATE]
+    signal_dbm: Annotated[int | None, STATE]
+    network: Annotated[str | None, STATE]
+    firmware: Annotated[str | None, STATE]
+    peripherals: Annotated[list[dict[str, Any]] | None, STATE]
+    connection: Annotated[str | None, STATE]
+    connection_at: Annotated[datetime | None, STATE, INTERNAL]
+
+
+# Each field as `d.<field>` (`s.<field>` if marked STATE), but for these two computed ones.
+DEVICE_COLUMNS = select_list(
+    DeviceRecord,
+    table="d",
+    computed={"status": STATUS_SQL, "heartbeat_deadline_at": DEADLINE_SQL},
+)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
@@ -137,6 +138,12 @@ async def insert_devices(
     return set(inserted)
 
 
+_ONE = sql.SQL("SELECT {} FROM {} WHERE d.device_id = %s").format(
+    DEVICE_COLUMNS, sql.SQL(DEVICE_FROM)
+)
+_LOCK_ONE = _ONE + sql.SQL(" FOR UPDATE OF d")
+
+
 async def get_device(pool: Pool, device_id: str) -> DeviceRecord:
     async with pool.connection() as conn:
         return await fetch_device(conn, device_id)
@@ -146,12 +153,8 @@ async def fetch_device(
     conn: psycopg.AsyncConnection, device_id: str, *, for_update: bool = False
 ) -> DeviceRecord:
     """One device with its live status; `for_update` locks its row until the transaction ends."""
-    lock = " FOR UPDATE OF d" if for_update else ""
     async with conn.cursor(row_factory=class_row(DeviceRecord)) as cur:
-        await cur.execute(
-            f"SELECT {DEVICE_COLUMNS} FROM {DEVICE_FROM} WHERE d.device_id = %s{lock}",  # noqa: S608 - constant SQL
-            [device_id],
-        )
+        await cur.execute(_LOCK_ONE if for_update else _ONE, [device_id])
         device = await cur.fetchone()
     if device is None:
         raise DeviceNotFound(device_id)
@@ -210,9 +213,9 @@ async def list_devices(
         conditions.append("d.decommissioned_at IS NULL")
     if overdue_only:
         conditions.append(f"d.decommissioned_at IS NULL AND ({DEADLINE_SQL}) < now()")
-    query = (
-        f"SELECT {DEVICE_COLUMNS} FROM {DEVICE_FROM} WHERE {' AND '.join(conditions)}"  # noqa: S608 - fixed fragments
-        " ORDER BY d.device_id LIMIT %(limit)s"
+    where = sql.SQL(" AND ".join(conditions))  # fixed fragments, values passed as parameters
+    query = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY d.device_id LIMIT %(limit)s").format(
+        DEVICE_COLUMNS, sql.SQL(DEVICE_FROM), where
     )
     async with pool.connection() as conn, conn.cursor(row_factory=class_row(DeviceRecord)) as cur:
         await cur.execute(query, params)

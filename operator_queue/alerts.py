@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
+from psycopg import sql
 from psycopg.rows import class_row
+from pydantic import Field
 
 from telecare.db.pool import Pool
+from telecare.db.record_columns import select_list
 from telecare.operator_queue.item_errors import ItemNotFound
 
 
 @dataclass(frozen=True)
 class AlertRecord:
+    """An alert as read, and the one declaration of its fields: the select list is made from
+    them and the API's `AlertPublic` derives from this class, with these descriptions (a column
+    is added here and in its migration)."""
+
     id: int
     device_id: str | None
     area: str | None
@@ -27,20 +34,28 @@ class AlertRecord:
     resolved_at: datetime | None
     resolved_by: str | None
     details: dict[str, Any]
-    group_id: int | None
-    grouped: int  # for an area_outage: how many alerts are grouped under it now
-    history: list[dict[str, Any]]
+    group_id: Annotated[
+        int | None, Field(description="the area_outage alert this alert is grouped under, or null")
+    ]
+    grouped: Annotated[
+        int, Field(description="for an area_outage: the alerts grouped under it now")
+    ]
+    history: Sequence[Mapping[str, object]]  # JSON objects: at, action, actor, note
 
 
-_SELECT = """
-SELECT a.id, a.device_id, a.area, a.type, a.severity, a.state, a.raised_at, a.acknowledged_at,
-       a.acknowledged_by, a.resolved_at, a.resolved_by, a.details, a.group_id,
-       CASE WHEN a.type = 'area_outage'
-            THEN (SELECT count(*) FROM alerts m WHERE m.group_id = a.id) ELSE 0 END AS grouped,
-       coalesce((SELECT jsonb_agg(jsonb_build_object('at', h.at, 'action', h.action,
-                                                    'actor', h.actor, 'note', h.note)
-                                  ORDER BY h.at, h.id)
-                 FROM alert_history h WHERE h.alert_id = a.id), '[]'::jsonb) AS history
+# Each field as `a.<field>`, but for these computed ones.
+_COMPUTED = {
+    "grouped": """CASE WHEN a.type = 'area_outage'
+                  THEN (SELECT count(*) FROM alerts m WHERE m.group_id = a.id) ELSE 0 END""",
+    "history": """coalesce((SELECT jsonb_agg(jsonb_build_object('at', h.at, 'action', h.action,
+                                                         'actor', h.actor, 'note', h.note)
+                                       ORDER BY h.at, h.id)
+                      FROM alert_history h WHERE h.alert_id = a.id), '[]'::jsonb)""",
+}
+COLUMNS = select_list(AlertRecord, table="a", computed=_COMPUTED)
+
+_SELECT = sql.SQL("""
+SELECT {columns}
 FROM alerts a
 WHERE (%(before)s::bigint IS NULL OR a.id < %(before)s)
   AND (%(ids)s::bigint[] IS NULL OR a.id = ANY(%(ids)s))
@@ -53,7 +68,7 @@ WHERE (%(before)s::bigint IS NULL OR a.id < %(before)s)
   AND (NOT %(top_level)s OR a.group_id IS NULL)
 ORDER BY a.id DESC
 LIMIT %(limit)s
-"""
+""").format(columns=COLUMNS)
 
 
 async def list_alerts(

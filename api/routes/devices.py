@@ -6,6 +6,7 @@ from dataclasses import asdict
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, status
+from pydantic import TypeAdapter
 
 from telecare.api.deps import (
     AdminRole,
@@ -34,8 +35,11 @@ router = APIRouter(prefix="/devices", tags=["devices"])
 DeviceStatus = Literal["online", "overdue", "offline", "never_seen", "decommissioned"]
 
 
+_PUBLIC = TypeAdapter(DevicePublic)
+
+
 def public(device: DeviceRecord) -> DevicePublic:
-    return DevicePublic.model_validate(device, from_attributes=True)
+    return _PUBLIC.validate_python(vars(device))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -51,9 +55,7 @@ async def register(
         pool, NewDevice(**body.model_dump()), actor=principal.actor, credentials=credentials
     )
     metrics.devices_registered.labels("api").inc()
-    return DeviceRegistered(
-        **public(registered.device).model_dump(), mqtt_password=registered.mqtt_password
-    )
+    return DeviceRegistered(**vars(registered.device), mqtt_password=registered.mqtt_password)
 
 
 @router.get("")

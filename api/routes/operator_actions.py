@@ -38,7 +38,7 @@ async def list_page(
     limit: int,
     cursor: str | None,
     fetch: Callable[[int, int | None], Awaitable[Sequence[Q]]],
-    public: Callable[[Q], BaseModel],
+    public: Callable[[Q], object],
 ) -> Response:
     """A page of the queue, newest first: `fetch(limit + 1, before_id)` gives the rows. The
     answer is kept by the list cache until an item of `kind` changes (api/list_cache.py)."""
@@ -60,12 +60,12 @@ def add_item_routes(
     kind: Kind,
     *,
     get: Callable[[Pool, int], Awaitable[R]],
-    public: Callable[[R], BaseModel],
-    response_model: type[BaseModel],
+    public: Callable[[R], object],
+    response_model: type[object],
 ) -> None:
     """`GET /{id}`, `POST /{id}/ack` and `POST /{id}/resolve` on `router` (404, 409 answered)."""
 
-    async def read_one(pool: Pool, item_id: int) -> BaseModel:
+    async def read_one(pool: Pool, item_id: int) -> object:
         try:
             return public(await get(pool, item_id))
         except ItemNotFound as exc:
@@ -77,7 +77,7 @@ def add_item_routes(
         action: Action,
         actor: OperatorRole,
         body: ActionBody | None,
-    ) -> BaseModel:
+    ) -> object:
         pool = context.pool
         try:
             await act(
