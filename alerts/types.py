@@ -16,6 +16,7 @@ class AlertType(StrEnum):
     ALARM_UNHANDLED = "alarm_unhandled"
     FLAPPING = "flapping"
     AREA_OUTAGE = "area_outage"
+    ALERT_WRITER_STALLED = "alert_writer_stalled"
 
 
 SEVERITY: dict[AlertType, str] = {
@@ -29,6 +30,7 @@ SEVERITY: dict[AlertType, str] = {
     AlertType.ALARM_UNHANDLED: "critical",
     AlertType.FLAPPING: "medium",
     AlertType.AREA_OUTAGE: "critical",
+    AlertType.ALERT_WRITER_STALLED: "critical",
 }
 
 # Alerts a device's next heartbeat clears.

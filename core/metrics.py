@@ -101,10 +101,43 @@ class Metrics:
             "Partitions of the fleet (of 64) whose alerts this process owns",
             registry=r,
         )
+        self.engine_held_dropped = Counter(
+            "telecare_engine_held_dropped",
+            "Telemetry of devices not loaded yet that the engine could not hold (bound reached)",
+            registry=r,
+        )
+        self.feed_canaries = Counter(
+            "telecare_feed_canaries",
+            "Feed canaries that came back through the telemetry session",
+            registry=r,
+        )
+        self.feed_heard_age_seconds = Gauge(
+            "telecare_feed_heard_age_seconds",
+            "Age of the newest feed canary that came back (the feed is proven up to then)",
+            registry=r,
+        )
         self.alert_write_seconds = Histogram(
             "telecare_alert_write_seconds",
             "Time from the engine's decision (raise, resolve, ...) to its commit",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.alert_actions_refused = Counter(
+            "telecare_alert_actions_refused",
+            "Alert actions (raise, resolve, ...) never written, by reason: `database` (the"
+            " database refused the action itself) or `queue_full` (the writer's queue was full)",
+            ["reason"],
+            registry=r,
+        )
+        self.alert_actions_pending = Gauge(
+            "telecare_alert_actions_pending",
+            "Alert actions decided and not yet written (queued or being written)",
+            registry=r,
+        )
+        self.alert_writer_stalled = Gauge(
+            "telecare_alert_writer_stalled",
+            "1 while the alert writer is unhealthy: nothing written for TELECARE_ALERT_WRITER_"
+            "STALL_S while actions wait, or actions refused for a full queue within that time",
             registry=r,
         )
         self.auth_failures = Counter(

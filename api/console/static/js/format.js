@@ -12,9 +12,16 @@ const NAMES = {
   peripheral_battery_low: "Peripheral battery low",
   alarm_unhandled: "Alarm unanswered",
   area_outage: "Area outage",
+  alert_writer_stalled: "Alert writer stalled",
   never_seen: "Never seen",
   in_progress: "In progress",
 };
+
+// What an alert or alarm is about: its device, its area, or the backend itself (an alert about
+// the backend, such as alert_writer_stalled, names neither).
+export function subject(item) {
+  return item.device_id ?? item.area ?? "backend";
+}
 
 export function label(code) {
   if (!code) return "";

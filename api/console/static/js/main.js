@@ -7,7 +7,7 @@ import { chime, flash, muted, ring, setMuted, unlockAudio, waitingAlarms } from 
 import { DeviceView } from "./device_view.js";
 import { announce } from "./dom.js";
 import { FleetView } from "./fleet_view.js";
-import { label } from "./format.js";
+import { label, subject } from "./format.js";
 import { fillHelp, listen } from "./keys.js";
 import { MigrationView } from "./migration_view.js";
 import { asksForHelp } from "./priority.js";
@@ -71,7 +71,7 @@ function setLive(state, detail) {
 
 function arrival(entry) {
   queueView.arrived(entry);
-  const what = `${label(entry.item.event ?? entry.item.type)} · ${entry.item.device_id ?? entry.item.area}`;
+  const what = `${label(entry.item.event ?? entry.item.type)} · ${subject(entry.item)}`;
   if (asksForHelp(entry)) {
     ring();
     flash(`NEW ALARM: ${what}`);

@@ -4,7 +4,7 @@
 import { openAction } from "./action_dialog.js";
 import { api } from "./api.js";
 import { announce, h, replace } from "./dom.js";
-import { clock, duration, label, since as age } from "./format.js";
+import { clock, duration, label, since as age, subject } from "./format.js";
 import { asksForHelp, since, waiting } from "./priority.js";
 
 function summary(item, kind) {
@@ -32,6 +32,12 @@ function summary(item, kind) {
       ];
     case "alarm_unhandled":
       return [`alarm ${d.alarm_id} (${label(d.event)}) unanswered`];
+    case "alert_writer_stalled":
+      return [
+        d.stalled_s ? `no alert written for ${duration(d.stalled_s)}` : "",
+        d.refused ? `${d.refused} refused by the database` : "",
+        d.dropped ? `${d.dropped} dropped (queue full)` : "",
+      ].filter(Boolean);
     default:
       return [];
   }
@@ -42,7 +48,7 @@ function where(item) {
     return h("a", { href: `#/device/${encodeURIComponent(item.device_id)}`, tabindex: -1 },
       item.device_id);
   }
-  return item.area ?? "";
+  return subject(item);
 }
 
 function stateText(item) {
@@ -198,7 +204,7 @@ export class QueueView {
     const verb = action === "acknowledge" ? "Acknowledge" : "Resolve";
     const updated = await openAction({
       title: `${verb} ${kind} ${item.id}`,
-      summary: `${label(item.event ?? item.type)} · ${item.device_id ?? item.area} · ` +
+      summary: `${label(item.event ?? item.type)} · ${subject(item)} · ` +
         `waiting ${age(since(entry))}`,
       verb,
       submit: (note) => api(path, { method: "POST", body: note ? { note } : {} }),
