@@ -12,6 +12,10 @@ whole JSON file after every changing command, even within one message, and the b
 nobody else meanwhile: a batch costs time in proportion to the clients already stored, times
 its commands. So batches stay small (`COMMANDS_PER_MESSAGE`): larger ones save nothing but
 round trips and would hold alarms up for longer. Figures and limits: docs/REGISTRY.md.
+
+The control connection is a clean session of the lean client (mqtt/subscription.py): it
+reconnects with back-off, a broker that refuses the response topic (SUBACK 0x80) is a failed
+connection, and a request waiting for its answer fails at once when the connection is lost.
 """
 
 from __future__ import annotations
@@ -25,13 +29,12 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import aiomqtt
-
-from telecare.core.backoff import backoff_delay
 from telecare.core.metrics import Metrics
 from telecare.core.settings import Settings
 from telecare.devices.credentials import DeviceSecret
 from telecare.devices.errors import BrokerUnavailable
+from telecare.mqtt.client import MqttConnection, MqttError
+from telecare.mqtt.subscription import Subscription
 from telecare.protocol.messages import TOPIC_ROOT
 
 log = logging.getLogger(__name__)
@@ -97,11 +100,19 @@ class DynsecCredentials:
         self._metrics = metrics
         self._broker = settings.broker()
         self._timeout_s = settings.broker_control_timeout_s
-        self._client: aiomqtt.Client | None = None
         self._pending: dict[str, asyncio.Future[list[Command]]] = {}
         self._ids = itertools.count(1)
         self._session = uuid.uuid4().hex[:8]
-        self.connected = asyncio.Event()
+        self._control = Subscription(
+            self._broker,
+            name="dynamic-security",
+            identifier=f"telecare-dynsec-{self._session}",
+            filters=[(RESPONSE_TOPIC, 1)],
+            on_message=self._on_message,
+            clean_session=True,
+            on_connected=self._on_connected,
+        )
+        self.connected = self._control.connected
 
     def ready(self) -> bool:
         return self.connected.is_set()
@@ -166,8 +177,7 @@ class DynsecCredentials:
         return responses
 
     async def _exchange(self, commands: list[Command]) -> list[Command]:
-        client = self._client
-        if client is None:
+        if not self.connected.is_set():
             raise BrokerUnavailable("not connected to the broker's dynamic-security control topic")
         request_id = f"{self._session}-{next(self._ids)}"
         tagged = [{**c, "correlationData": f"{request_id}:{i}"} for i, c in enumerate(commands)]
@@ -175,9 +185,11 @@ class DynsecCredentials:
         self._pending[request_id] = answer
         try:
             async with asyncio.timeout(self._timeout_s):
-                await client.publish(CONTROL_TOPIC, json.dumps({"commands": tagged}), qos=1)
+                await self._control.publish(
+                    CONTROL_TOPIC, json.dumps({"commands": tagged}).encode()
+                )
                 responses = await answer
-        except (TimeoutError, aiomqtt.MqttError) as exc:
+        except (TimeoutError, MqttError) as exc:
             raise BrokerUnavailable(
                 f"the broker did not answer {len(commands)} dynamic-security commands"
                 f" within {self._timeout_s:g} s ({type(exc).__name__})"
@@ -188,7 +200,7 @@ class DynsecCredentials:
             raise BrokerUnavailable(f"{len(responses)} answers to {len(commands)} commands")
         return responses
 
-    def _on_message(self, payload: bytes) -> None:
+    def _on_message(self, topic: str, payload: bytes) -> None:
         try:
             responses = json.loads(payload)["responses"]
             request_id = str(responses[0]["correlationData"]).split(":")[0]
@@ -201,36 +213,13 @@ class DynsecCredentials:
 
     async def run(self) -> None:
         """Connect, listen for answers and reconnect with back-off, until cancelled."""
-        attempt = 0
-        while True:
-            try:
-                async with self._broker.client(
-                    identifier=f"telecare-dynsec-{self._session}", clean_session=True
-                ) as client:
-                    await client.subscribe(RESPONSE_TOPIC, qos=1)
-                    self._client = client
-                    self.connected.set()
-                    attempt = 0
-                    log.info("dynamic-security control connected host=%s", self._broker.host)
-                    async for message in client.messages:
-                        if isinstance(message.payload, bytes):
-                            self._on_message(message.payload)
-            except aiomqtt.MqttError as exc:
-                attempt += 1
-                delay = backoff_delay(attempt)
-                log.warning(
-                    "dynamic-security control connection lost error=%s retry_in_s=%.1f",
-                    exc,
-                    delay,
-                )
-                self._disconnected()
-                await asyncio.sleep(delay)
-            finally:
-                self._disconnected()
+        await self._control.run()
+
+    def _on_connected(self, conn: MqttConnection) -> None:
+        log.info("dynamic-security control connected host=%s", self._broker.host)
+        conn.closed.add_done_callback(lambda _: self._disconnected())
 
     def _disconnected(self) -> None:
-        self._client = None
-        self.connected.clear()
         for waiting in self._pending.values():
             if not waiting.done():
                 waiting.set_exception(BrokerUnavailable("lost the broker connection"))

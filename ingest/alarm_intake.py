@@ -18,20 +18,19 @@ import json
 import logging
 from datetime import UTC, datetime
 
-import aiomqtt
-
 from telecare.alarms.store import AlarmRefused, AlarmStore
 from telecare.core.metrics import Metrics
 from telecare.core.retry import until_written
 from telecare.ingest.directory import DeviceDirectory
 from telecare.ingest.quarantine import Quarantine
+from telecare.mqtt.client import Message
 from telecare.mqtt.session import Link
 from telecare.protocol.decode import Rejection, decode
 from telecare.protocol.messages import Alarm, BadTopic, MessageKind, parse_topic
 
 log = logging.getLogger(__name__)
 
-Copies = list[tuple[Link, aiomqtt.Message]]
+Copies = list[tuple[Link, Message]]
 
 
 class AlarmIntake:
@@ -56,9 +55,9 @@ class AlarmIntake:
     def __len__(self) -> int:
         return len(self._in_progress)
 
-    async def handle(self, tg: asyncio.TaskGroup, link: Link, message: aiomqtt.Message) -> None:
-        topic = message.topic.value
-        payload = message.payload if isinstance(message.payload, bytes) else b""
+    async def handle(self, tg: asyncio.TaskGroup, link: Link, message: Message) -> None:
+        topic = message.topic
+        payload = message.payload
         received_at = datetime.now(UTC)
         try:
             device_id = parse_topic(topic).device_id

@@ -202,8 +202,8 @@ class Ingest:
         link = self._alarm_session.link
         if link is None:
             raise ConnectionError("not connected to the broker")
-        await link.client.publish(
+        await link.publish(
             protocol_topic(device_id, MessageKind.ACK),
-            ack.model_dump_json(exclude_none=True),
+            ack.model_dump_json(exclude_none=True).encode(),
             qos=1,
         )

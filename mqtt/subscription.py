@@ -12,13 +12,17 @@ would otherwise leave the subscriber up and deaf. A persistent session (clean_se
 that the broker still holds keeps its subscriptions, so they are sent again only when the
 broker no longer has the session (or on this process's first connection, when what an older
 process left in it is not known).
+
+`publish()` sends on the subscription's own connection: broker control (devices/dynsec.py)
+publishes its commands and reads the answers on one connection, the engine's feed its canary.
+`on_connected` is told of each new connection once its filters are granted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from telecare.core.backoff import backoff_delay
 from telecare.core.mqtt_url import BrokerAddress
@@ -42,6 +46,7 @@ class Subscription:
         clean_session: bool,
         keepalive_s: int = 30,
         max_packet_size: int = packets.DEFAULT_MAX_PACKET_SIZE,
+        on_connected: Callable[[MqttConnection], None] | None = None,
     ) -> None:
         self._broker = broker
         self.name = name
@@ -51,10 +56,12 @@ class Subscription:
         self._clean_session = clean_session
         self._keepalive_s = keepalive_s
         self._max_packet_size = max_packet_size
+        self._on_connected = on_connected
         # every filter was granted into the broker's session for this identifier, which it
         # keeps while session_present says so
         self._session_subscribed = False
         self.connected = asyncio.Event()
+        self.connection: MqttConnection | None = None  # while connected
         self.failures = 0  # connections that failed or were lost, refused ones included
         self.refused_subscriptions = 0
         self.last_error: str | None = None
@@ -71,6 +78,7 @@ class Subscription:
             try:
                 if not (conn.session_present and self._session_subscribed):
                     await self._subscribe(conn)
+                self.connection = conn
                 self.connected.set()
                 attempt = 0
                 log.info(
@@ -80,6 +88,8 @@ class Subscription:
                     self._broker.port,
                     conn.session_present,
                 )
+                if self._on_connected is not None:
+                    self._on_connected(conn)
                 await asyncio.shield(conn.closed)
                 reason = str(conn.error or "connection lost")
             except SubscribeRefused as exc:
@@ -88,11 +98,20 @@ class Subscription:
             except MqttError as exc:
                 reason = str(exc)
             finally:
+                self.connection = None
                 self.connected.clear()
                 if conn.is_open:
                     await conn.disconnect()  # also on cancellation: a clean DISCONNECT
             attempt += 1
             await self._wait(attempt, reason)
+
+    async def publish(self, topic: str, payload: bytes, *, qos: int = 1) -> None:
+        """Publish on this subscription's connection and, at QoS 1, wait for the broker's
+        PUBACK; MqttError when not connected or the connection is lost meanwhile."""
+        conn = self.connection
+        if conn is None or not conn.is_open:
+            raise MqttError("not connected to the broker")
+        await conn.publish(topic, payload, qos=qos)
 
     async def _subscribe(self, conn: MqttConnection) -> None:
         self._session_subscribed = False

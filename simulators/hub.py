@@ -78,6 +78,7 @@ class Hub:
             for n, p in enumerate(group.peripherals, start=1)
         ]
         self._conn: MqttConnection | None = None
+        self._sessions = 0  # sessions under way so far (ack topic granted, status published)
         self._topics = {kind: topic_for(self.device_id, kind) for kind in MessageKind}
 
     # --- control, from the scenario player ---
@@ -151,7 +152,12 @@ class Hub:
     # --- the device's own life ---
 
     async def run(self) -> None:
-        """Until stop(): connect, live, and reconnect (with back-off) whenever it should be up."""
+        """Until stop(): connect, live, and reconnect (with back-off) whenever it should be up.
+
+        The attempt count goes back to zero only once a session was under way (its ack topic
+        granted, its status published): a broker that accepts the connection and then refuses
+        the subscription, or drops every connection at once, is retried with growing,
+        jittered delays like a refused connection, not in a tight loop by thousands of hubs."""
         attempt = 0
         while self.want is not Want.STOPPED:
             if self.want in (Want.DOWN, Want.OFF, Want.DEAD):
@@ -177,15 +183,34 @@ class Hub:
                     exc,
                     delay,
                 )
-                await self._sleep(time.monotonic() + delay)
+                await self._back_off(delay)
                 continue
-            attempt = 0
+            sessions = self._sessions
             try:
                 await self._session(conn)
             except MqttError as exc:
+                if conn.is_open:
+                    conn.abort()  # as a device whose session failed: the Last Will goes out
+                if self._sessions > sessions:
+                    attempt = 0  # it was under way: this is a new run of failures
+                attempt += 1
+                delay = backoff_delay(attempt)
                 self._stats.reconnects += 1
                 self._timeline.add(self.device_id, "offline", reason="lwt")
-                log.warning("hub connection lost device=%s error=%s", self.device_id, exc)
+                log.warning(
+                    "hub connection lost device=%s error=%s retry_in_s=%.1f",
+                    self.device_id,
+                    exc,
+                    delay,
+                )
+                await self._back_off(delay)
+
+    async def _back_off(self, delay: float) -> None:
+        """Wait `delay` before connecting again; what the scenario asks meanwhile (an alarm,
+        mains) does not cut it short, a hub told to go down or stop leaves it."""
+        until = time.monotonic() + delay
+        while self.want in (Want.UP, Want.HUNG) and time.monotonic() < until:
+            await self._sleep(until)
 
     async def _session(self, conn: MqttConnection) -> None:
         self._stats.connected += 1
@@ -197,6 +222,7 @@ class Hub:
             self._timeline.add(self.device_id, "online")
             await conn.publish(self._topics[MessageKind.STATUS], online, retain=True)
             self._stats.messages_sent += 1
+            self._sessions += 1
             while self.want in (Want.UP, Want.HUNG):
                 wake_at = self._tick(conn, time.monotonic())
                 await self._sleep(wake_at)
