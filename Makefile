@@ -32,7 +32,7 @@ bench-alerts: setup
 
 # Every fault of RELIABILITY.md at full size (several minutes each), then its results table.
 reliability: setup
-	TELECARE_FAULT_SCALE=full .venv/bin/pytest -m faults -s tests/faults/test_faults.py
+	TELECARE_FAULT_SCALE=full .venv/bin/pytest -m faults -s tests/faults
 	.venv/bin/python -m tests.reliability_table full
 
 # The decoder and API fuzzers with many more examples than `make test` runs.

@@ -48,6 +48,10 @@ class DeviceSnapshot:
     # heartbeat, or came online, while no engine watched it): resolved at once.
     cleared_types: frozenset[AlertType] = frozenset()
     recent_drops: tuple[datetime, ...] = ()  # silence alerts raised in the flapping window
+    # What the database holds of the device's telemetry (its receive times): a message the
+    # engine heard meanwhile is applied over the snapshot only if it is newer.
+    last_heartbeat_at: datetime | None = None
+    connection_at: datetime | None = None
 
 
 class DeviceRules:
@@ -223,15 +227,29 @@ class DeviceRules:
 
     # --- the clock ---
 
-    def tick(self, now: float) -> float | None:
-        """Fire every timer due by `now`; answers when the next one is due (None: none)."""
+    def tick(self, now: float, heard_until: float | None = None) -> float | None:
+        """Fire every timer due by `now`; answers when the next one is due (None: none).
+
+        `heard_until`: the feed is proven to have delivered everything sent up to then (the
+        canary, protocol/canary.py). A deadline after it is not judged yet: the silence behind
+        it may be a feed that stopped, or a backlog not yet read. It stays due, and the answer
+        is then a moment not later than `now`, for which the caller asks proof.
+        """
         devices = self.devices
+        until = now if heard_until is None else min(now, heard_until)
+        deferred = []
         for device_id in self._deadlines.due(now, devices):
-            self._deadline(device_id, devices[device_id], now)
+            device = devices[device_id]
+            if device.deadline > until:
+                deferred.append(device_id)
+            else:
+                self._deadline(device_id, device, now)
+        for device_id in deferred:
+            self._deadlines.push(device_id, devices[device_id])
         ends = self._flap_ends
-        while ends and ends[0][0] <= now:
-            until, device_id = heapq.heappop(ends)
-            if self._flap_until.get(device_id) == until:
+        while ends and ends[0][0] <= until:
+            ends_at, device_id = heapq.heappop(ends)
+            if self._flap_until.get(device_id) == ends_at:
                 self._flap_end(device_id, now)
         self._forget_old_drops(now)
         nexts = [t for t in (self._deadlines.next_at(), ends[0][0] if ends else None) if t]

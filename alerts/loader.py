@@ -228,5 +228,7 @@ def _row(
         open_types=frozenset(t for t, _, _ in open_alerts) - cleared,
         cleared_types=frozenset(cleared),
         recent_drops=drops,
+        last_heartbeat_at=last_heartbeat_at,
+        connection_at=connection_at,
     )
     return DeviceRow(snapshot, district, network)

@@ -25,6 +25,7 @@ import psycopg
 from telecare.api.tokens import Role, create_token
 from telecare.core.mqtt_url import BrokerAddress, parse_mqtt_url
 from telecare.core.settings import Settings
+from telecare.mqtt.client import connect
 from telecare.protocol.messages import MessageKind, topic_for
 from telecare.service import Service
 from tests.brokers import PrivateBroker
@@ -61,14 +62,24 @@ async def _broker_stalls(address: BrokerAddress, done: asyncio.Event) -> float:
     """The longest round trip of a message through the broker until `done` (seconds)."""
     ping = topic_for("bench-ping", MessageKind.ACK)  # the backend's account may publish acks
     worst = 0.0
-    async with address.client(identifier="bench-ping", clean_session=True) as client:
-        await client.subscribe(ping)
+    back: asyncio.Queue[bytes] = asyncio.Queue()
+    conn = await connect(
+        address,
+        client_id="bench-ping",
+        username=address.username,
+        password=address.password,
+        on_message=lambda _, payload: back.put_nowait(payload),
+    )
+    try:
+        await conn.subscribe(ping)
         while not done.is_set():
             started = time.perf_counter()
-            await client.publish(ping, b"x")
-            await anext(client.messages)
+            await conn.publish(ping, b"x")
+            await back.get()
             worst = max(worst, time.perf_counter() - started)
             await asyncio.sleep(0.05)
+    finally:
+        await conn.disconnect()
     return worst
 
 

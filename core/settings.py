@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     area_min_share: float = Field(default=0.2, ge=0, le=1)
     area_window_s: int = Field(default=300, ge=1)
     engine_lease_s: int = Field(default=15, ge=3)
+    # The feed canary (docs/ALERTS.md): the service publishes to itself through the broker this
+    # often and expects it back on its telemetry session; missing for two intervals = the feed
+    # is stale (/healthz red, no deadline judged). An engine whose feed stays unproven this long
+    # gives its partitions up to engines that hear the devices.
+    canary_interval_s: float = Field(default=1.0, gt=0, le=60)
+    engine_feed_release_s: float = Field(default=15, gt=0)
     # The alert engine's writer is stalled (/healthz red, alert_writer_stalled raised once it
     # writes again) when nothing was written for this long while actions wait.
     alert_writer_stall_s: float = Field(default=30, gt=0)

@@ -43,6 +43,7 @@ from telecare.ingest.telemetry_intake import TelemetryIntake
 from telecare.mqtt.client import OnMessage
 from telecare.mqtt.session import MqttSession
 from telecare.mqtt.subscription import Subscription
+from telecare.protocol.canary import Canary
 from telecare.protocol.messages import TOPIC_ROOT, Ack, MessageKind
 from telecare.protocol.messages import topic_for as protocol_topic
 from telecare.protocol.telemetry_observer import TelemetryObserver
@@ -63,6 +64,7 @@ class Ingest:
         pool: Pool,
         metrics: Metrics,
         observers: Sequence[TelemetryObserver] = (),
+        canary: Canary | None = None,
     ) -> None:
         self._settings = settings
         self._pool = pool
@@ -104,7 +106,10 @@ class Ingest:
             heartbeats=self.heartbeats,
             statuses=self.statuses,
             observers=self._observers,
+            canary=canary,
         )
+        if canary is not None:
+            canary.publish_with(self._publish_canary)
         self._directory_loaded = asyncio.Event()
 
     def _writer(self, kind: type[W], buffer_max: int, *, writers: int) -> W:
@@ -197,6 +202,14 @@ class Ingest:
         await asyncio.gather(
             self.heartbeats.flush(within_s=within_s), self.statuses.flush(within_s=within_s)
         )
+
+    async def _publish_canary(self, topic: str, payload: bytes) -> None:
+        """The feed canary goes out on the alarm session and comes back on the telemetry one
+        (protocol/canary.py)."""
+        link = self._alarm_session.link
+        if link is None:
+            raise ConnectionError("not connected to the broker")
+        await link.publish(topic, payload, qos=1)
 
     async def _publish_ack(self, device_id: str, ack: Ack) -> None:
         link = self._alarm_session.link

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Collection, Coroutine
 from contextlib import AsyncExitStack
 from types import TracebackType
@@ -28,6 +29,7 @@ from telecare.db.retention import RetentionPolicy, prune_daily
 from telecare.devices.credentials import BrokerCredentials, NoBrokerCredentials
 from telecare.devices.dynsec import DynsecCredentials
 from telecare.ingest.consumer import Ingest
+from telecare.protocol.canary import Canary
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ class Service:
         self.roles = frozenset(roles)
         self.metrics = Metrics()
         self.ingest: Ingest | None = None
+        self.canary: Canary | None = None
         self.engine: AlertEngine | None = None
         self.dynsec: DynsecCredentials | None = None
         self.events: EventHub | None = None
@@ -104,11 +107,13 @@ class Service:
         tg = await self._stack.enter_async_context(asyncio.TaskGroup())
         self._stack.push_async_callback(self._stop_tasks)  # runs before the group is awaited
 
+        if self.roles & {"alerts", "ingest"}:
+            self.canary = self._canary(tg)
         if "alerts" in self.roles:
-            self.engine = AlertEngine(self.settings, self._pool, self.metrics)
+            self.engine = AlertEngine(self.settings, self._pool, self.metrics, canary=self.canary)
             self._spawn(tg, self.engine.run(), "alerts")
         if "ingest" in self.roles:
-            self.ingest = Ingest(self.settings, self._pool, self.metrics)
+            self.ingest = Ingest(self.settings, self._pool, self.metrics, canary=self.canary)
             if self.engine is not None:
                 self.ingest.add_observer(self.engine)
             self._spawn(tg, self.ingest.run(), "ingest")
@@ -118,13 +123,30 @@ class Service:
                 tg, prune_daily(self._pool, policy, self.metrics, every_s=every_s), "retention"
             )
         elif self.engine is not None:
-            self._spawn(
-                tg, feed_from_mqtt(self.settings, self.engine, self._feed_connected), "alerts.feed"
+            feed = feed_from_mqtt(
+                self.settings,
+                self.engine,
+                self._feed_connected,
+                canary=self.canary,
+                reconnected=self.engine.feed_reconnected,
             )
+            self._spawn(tg, feed, "alerts.feed")
         if "api" in self.roles:
             await self._start_api(tg)
         else:  # every process answers /healthz and /metrics, whatever its roles
             await self._serve(tg, create_operations_app(self._context(NoBrokerCredentials())))
+
+    def _canary(self, tg: asyncio.TaskGroup) -> Canary:
+        """The proof that telemetry flows end to end (protocol/canary.py), for the engine's
+        judgement and /healthz."""
+        canary = Canary(interval_s=self.settings.canary_interval_s)
+        metrics = self.metrics
+        canary.on_heard(metrics.feed_canaries.inc)
+        metrics.feed_heard_age_seconds.set_function(
+            lambda: min(time.monotonic() - canary.heard_until, 1e9)
+        )
+        self._spawn(tg, canary.run(), "feed.canary")
+        return canary
 
     def _spawn(self, tg: asyncio.TaskGroup, coro: object, name: str) -> None:
         self._tasks.append(tg.create_task(coro, name=name))  # type: ignore[arg-type]
@@ -147,8 +169,13 @@ class Service:
             readiness["broker"] = self.ingest.is_connected
         elif self.engine is not None:
             readiness["broker"] = self._feed_connected.is_set
+        if self.canary is not None:
+            # Telemetry proven to flow from the broker through this process, lately.
+            readiness["telemetry_feed"] = self.canary.is_live
         if self.engine is not None:
             readiness["alert_engine"] = self.engine.loaded.is_set
+            writer = self.engine.writer
+            readiness["alert_writer"] = lambda: writer.healthy
         if self.dynsec is not None:
             readiness["broker_credentials"] = self.dynsec.ready
         events = self.events or EventHub(self.settings.database_url, self.pool, self.metrics)

@@ -50,7 +50,10 @@ async def test_silent_device_gets_one_heartbeat_missed_alert_resolved_by_next_he
     done = await wait_for(resolved, what="alert resolved")
     assert len(done) == 1
     assert done[0]["resolved_by"] == "device"
-    assert [h["action"] for h in done[0]["history"]] == ["raised", "resolved"]
+    # Other tests' silent devices share this database and its 4g area: an area outage may have
+    # grouped the alert meanwhile, which is history too. Raised once, resolved once.
+    actions = [h["action"] for h in done[0]["history"]]
+    assert [a for a in actions if a in ("raised", "resolved")] == ["raised", "resolved"]
     assert len(await _alerts(admin, device_id)) == 1
 
 

@@ -73,7 +73,9 @@ async def test_healthz_and_metrics(service: Service) -> None:
         assert health.json()["checks"] == {
             "database": True,
             "broker": True,
+            "telemetry_feed": True,
             "alert_engine": True,
+            "alert_writer": True,
             "event_stream": True,
         }
         metrics = (await client.get("/metrics")).text

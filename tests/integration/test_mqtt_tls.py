@@ -16,6 +16,7 @@ import pytest
 from telecare.api.tokens import Role
 from telecare.core.mqtt_url import parse_mqtt_url
 from telecare.core.settings import Settings
+from telecare.mqtt.client import MqttError, connect
 from telecare.service import Service
 from tests.brokers import PrivateBroker
 from tests.support import Devices, api_client, heartbeat, topic, wait_for
@@ -77,9 +78,8 @@ async def test_a_broker_that_cannot_prove_who_it_is_is_refused(
     tls_broker: PrivateBroker, certificates: TlsFiles, host: str, trusted: str, why: str
 ) -> None:
     broker = parse_mqtt_url(tls_broker.tls_url(host), ca_file=str(getattr(certificates, trusted)))
-    with pytest.raises(aiomqtt.MqttError, match=why):
-        async with broker.client(identifier="tls-test", clean_session=True):
-            pass
+    with pytest.raises(MqttError, match=why):
+        await connect(broker, client_id="tls-test")
     gc.collect()
 
 
