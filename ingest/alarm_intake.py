@@ -24,7 +24,7 @@ from telecare.core.retry import until_written
 from telecare.ingest.directory import DeviceDirectory
 from telecare.ingest.quarantine import Quarantine
 from telecare.mqtt.client import Message
-from telecare.mqtt.session import Link
+from telecare.mqtt.persistent_session import Link
 from telecare.protocol.decode import Rejection, decode
 from telecare.protocol.messages import Alarm, BadTopic, MessageKind, parse_topic
 

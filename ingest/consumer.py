@@ -41,7 +41,7 @@ from telecare.ingest.quarantine import Quarantine
 from telecare.ingest.status import StatusWriter
 from telecare.ingest.telemetry_intake import TelemetryIntake
 from telecare.mqtt.client import OnMessage
-from telecare.mqtt.session import MqttSession
+from telecare.mqtt.persistent_session import MqttSession
 from telecare.mqtt.subscription import Subscription
 from telecare.protocol.canary import Canary
 from telecare.protocol.messages import TOPIC_ROOT, Ack, MessageKind

@@ -8,7 +8,7 @@ each incoming PUBLISH handed synchronously to `on_message` (QoS 1 ones PUBACKed 
 one write, at the end of the turn of the event loop that handled them).
 The simulated fleet uses it for its ten thousand connections, the ingest for its telemetry
 subscription (mqtt/subscription.py), where paho's parsing was most of the ingest's CPU, and for
-its alarm session (mqtt/session.py), broker control (devices/dynsec.py) likewise.
+its alarm session (mqtt/persistent_session.py), broker control (devices/dynsec.py) likewise.
 
 What the alarm session needs besides, off the telemetry's path (a connection that asks for none
 of it handles packets exactly as before):

@@ -1,4 +1,4 @@
-"""What the alarm session asks of the lean MQTT client (telecare.mqtt.client, mqtt/session.py),
+"""What the alarm session asks of the lean MQTT client (mqtt/client.py, mqtt/persistent_session.py),
 against real Mosquitto: a message is PUBACKed only when the application says so and the broker
 redelivers the others after a reconnect; MQTT 5 with the receive maximum asked for and kept to,
 reason codes read (a refused PUBLISH or SUBSCRIBE, a session taken over) and 3.1.1 again when
@@ -31,7 +31,7 @@ from telecare.mqtt.client import (
     SubscribeRefused,
     connect,
 )
-from telecare.mqtt.session import Link, MqttSession
+from telecare.mqtt.persistent_session import Link, MqttSession
 from tests.brokers import BACKEND_USER, PrivateBroker
 from tests.support import Mqtt, wait_for
 
@@ -348,7 +348,7 @@ async def test_a_broker_that_does_not_speak_mqtt5_is_spoken_to_in_3_1_1(
     assert any("does not speak MQTT 5" in r.getMessage() for r in caplog.records)
 
 
-# --- the alarm session (mqtt/session.py) on the lean client ---
+# --- the alarm session (mqtt/persistent_session.py) on the lean client ---
 
 
 @contextlib.asynccontextmanager
@@ -371,7 +371,7 @@ async def test_the_alarm_session_acknowledges_after_handling_and_gets_the_rest_a
     """A message the handler did not acknowledge before the connection was lost comes back on
     the next connection (and an acknowledgement on the old link goes nowhere); one it
     acknowledged does not. Acks are published on the session's link and PUBACKed."""
-    caplog.set_level(logging.INFO, logger="telecare.mqtt.session")
+    caplog.set_level(logging.INFO, logger="telecare.mqtt.persistent_session")
     topic = unique("alarms")
     seen: list[tuple[Link, Message]] = []
 

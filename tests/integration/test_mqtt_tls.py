@@ -90,7 +90,7 @@ async def test_the_ingest_keeps_refusing_a_broker_signed_by_another_ca(
     certificates: TlsFiles,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="telecare.mqtt.session")
+    caplog.set_level(logging.WARNING, logger="telecare.mqtt.persistent_session")
     wrong = settings.model_copy(
         update={
             "mqtt_url": tls_broker.tls_url(),
