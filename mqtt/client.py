@@ -43,7 +43,7 @@ import logging
 import socket
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -339,6 +339,20 @@ class MqttConnection(asyncio.Protocol):
         if code >= packets.SUBACK_FAILURE:
             raise SubscribeRefused(topic_filter, code)
         return code
+
+    async def subscribe_all(self, filters: Sequence[tuple[str, int]], *, session: str) -> None:
+        """Subscribe to each (filter, QoS) in turn; a QoS granted lower than asked is logged, a
+        refusal raises SubscribeRefused."""
+        for topic_filter, qos in filters:
+            granted = await self.subscribe(topic_filter, qos)
+            if granted < qos:
+                log.warning(
+                    "mqtt subscription downgraded session=%s filter=%s qos=%d granted=%d",
+                    session,
+                    topic_filter,
+                    qos,
+                    granted,
+                )
 
     def puback(self, packet_id: int) -> bool:
         """With `manual_ack`: acknowledge a QoS 1 message this connection delivered (written at

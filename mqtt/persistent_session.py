@@ -219,16 +219,7 @@ class MqttSession:
 
     async def _subscribe(self, conn: MqttConnection) -> None:
         self._session_subscribed = False
-        for topic_filter, qos in self._subscriptions:
-            granted = await conn.subscribe(topic_filter, qos)
-            if granted < qos:
-                log.warning(
-                    "mqtt subscription downgraded session=%s filter=%s qos=%d granted=%d",
-                    self.name,
-                    topic_filter,
-                    qos,
-                    granted,
-                )
+        await conn.subscribe_all(self._subscriptions, session=self.name)
         self._session_subscribed = True
 
     async def _wait(self, attempt: int, reason: str) -> None:

@@ -115,16 +115,7 @@ class Subscription:
 
     async def _subscribe(self, conn: MqttConnection) -> None:
         self._session_subscribed = False
-        for topic_filter, qos in self._filters:
-            granted = await conn.subscribe(topic_filter, qos)
-            if granted < qos:
-                log.warning(
-                    "mqtt subscription downgraded session=%s filter=%s qos=%d granted=%d",
-                    self.name,
-                    topic_filter,
-                    qos,
-                    granted,
-                )
+        await conn.subscribe_all(self._filters, session=self.name)
         self._session_subscribed = not self._clean_session
 
     async def _connect(self) -> MqttConnection:
