@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from telecare.core.mqtt_url import BrokerAddress
-from telecare.mqtt import packets
+from telecare.mqtt import packets, packets_v5
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class ConnectRefused(MqttError):
     MQTT 5 reason code when `mqtt5`."""
 
     def __init__(self, code: int, *, mqtt5: bool = False) -> None:
-        why = packets.reason(code) if mqtt5 else packets.CONNACK_REASONS.get(code, str(code))
+        why = packets_v5.reason(code) if mqtt5 else packets.CONNACK_REASONS.get(code, str(code))
         super().__init__(f"broker refused CONNECT: {why}")
         self.code = code
         self.mqtt5 = mqtt5
@@ -97,7 +97,7 @@ class SubscribeRefused(MqttError):
     up): nothing will arrive for it."""
 
     def __init__(self, topic_filter: str, code: int = packets.SUBACK_FAILURE) -> None:
-        why = f"SUBACK {code:#x}" + (f": {packets.REASONS_5[code]}" if code != 0x80 else "")
+        why = f"SUBACK {code:#x}" + (f": {packets_v5.REASONS_5[code]}" if code != 0x80 else "")
         super().__init__(f"broker refused SUBSCRIBE to {topic_filter!r} ({why})")
         self.topic_filter = topic_filter
         self.code = code
@@ -107,7 +107,7 @@ class PublishRefused(MqttError):
     """An MQTT 5 broker answered a QoS 1 PUBLISH with a failure reason code: not delivered."""
 
     def __init__(self, code: int) -> None:
-        super().__init__(f"broker refused PUBLISH: PUBACK {packets.reason(code)}")
+        super().__init__(f"broker refused PUBLISH: PUBACK {packets_v5.reason(code)}")
         self.code = code
 
 
@@ -116,7 +116,7 @@ class BrokerDisconnected(MqttError):
 
     def __init__(self, code: int, why: str | None) -> None:
         extra = f" ({why})" if why else ""
-        super().__init__(f"broker sent DISCONNECT: {packets.reason(code)}{extra}")
+        super().__init__(f"broker sent DISCONNECT: {packets_v5.reason(code)}{extra}")
         self.code = code
 
 
@@ -154,13 +154,13 @@ class MqttConnection(asyncio.Protocol):
         self._waiting: deque[tuple[str, bytes, bool, asyncio.Future[None]]] = deque()
         self._broker_max_packet_size: int | None = None  # MQTT 5 CONNACK
         self._broker_max_qos = 1
-        self._encode_publish = packets.publish5 if mqtt5 else packets.publish
+        self._encode_publish = packets_v5.publish5 if mqtt5 else packets.publish
         # The 3.1.1 subscriber that PUBACKs on receipt (the telemetry) keeps its own lean path.
         plain = not (mqtt5 or manual_ack or on_publish)
         self._dispatch: Callable[[packets.Packet], None] = (
             self._handle if plain else self._handle_any
         )
-        self.connack_properties: packets.Properties = {}
+        self.connack_properties: packets_v5.Properties = {}
         self._keepalive_s = keepalive_s
         self._max_packet_size = max_packet_size
         self._transport: asyncio.Transport | None = None
@@ -331,7 +331,7 @@ class MqttConnection(asyncio.Protocol):
         if qos not in (0, 1):
             raise ValueError(f"QoS {qos}: this client subscribes at QoS 0 or 1")
         packet_id = self._packet_id()
-        encode = packets.subscribe5 if self.protocol == 5 else packets.subscribe
+        encode = packets_v5.subscribe5 if self.protocol == 5 else packets.subscribe
         self.write(encode(packet_id, topic_filter, qos))
         acked = self._expect(packet_id)
         self._subscribing.add(packet_id)
@@ -436,7 +436,7 @@ class MqttConnection(asyncio.Protocol):
             self._received(flags, body)
         elif kind == packets.PUBACK:
             if self.protocol == 5:
-                packet_id, code, _ = packets.parse_ack5(flags, body)
+                packet_id, code, _ = packets_v5.parse_ack5(flags, body)
                 self._acked(packet_id, code)
             else:
                 self._acked(packets.parse_ack(flags, body), 0)
@@ -445,7 +445,7 @@ class MqttConnection(asyncio.Protocol):
 
     def _received(self, flags: int, body: bytes) -> None:
         if self.protocol == 5:
-            topic, packet_id, payload, _ = packets.parse_publish5(flags, body)
+            topic, packet_id, payload, _ = packets_v5.parse_publish5(flags, body)
         else:
             topic, packet_id, payload = packets.parse_publish(flags, body)
         if not packet_id:
@@ -510,7 +510,7 @@ class MqttConnection(asyncio.Protocol):
         if kind == packets.SUBACK:
             self.acks_received += 1
             if self.protocol == 5:
-                packet_id, codes, _ = packets.parse_suback5(flags, body)
+                packet_id, codes, _ = packets_v5.parse_suback5(flags, body)
             else:
                 packet_id, codes = packets.parse_suback(flags, body)
             if packet_id in self._subscribing:
@@ -528,8 +528,8 @@ class MqttConnection(asyncio.Protocol):
         elif kind == packets.CONNACK:
             self._connacked(flags, body)
         elif kind == packets.DISCONNECT and self.protocol == 5:
-            code, props = packets.parse_disconnect5(flags, body)
-            why = props.get(packets.REASON_STRING)
+            code, props = packets_v5.parse_disconnect5(flags, body)
+            why = props.get(packets_v5.REASON_STRING)
             raise BrokerDisconnected(code, why if isinstance(why, str) else None)
         else:
             raise packets.ProtocolError(f"unexpected packet type {kind >> 4} from the broker")
@@ -538,7 +538,7 @@ class MqttConnection(asyncio.Protocol):
         if self._connack.done():
             raise packets.ProtocolError("a second CONNACK")
         if self.protocol == 5:
-            session_present, code, self.connack_properties = packets.parse_connack5(flags, body)
+            session_present, code, self.connack_properties = packets_v5.parse_connack5(flags, body)
             self._connack.set_result((session_present, code))
         else:
             self._connack.set_result(packets.parse_connack(flags, body))
@@ -600,14 +600,16 @@ class MqttConnection(asyncio.Protocol):
         """What an MQTT 5 broker says of itself: how many QoS 1 PUBLISHes it takes un-PUBACKed,
         the largest packet and highest QoS it takes, and the keep-alive it wants instead."""
         props = self.connack_properties
-        broker_window = packets.int_property(props, packets.RECEIVE_MAXIMUM, 65535)
+        broker_window = packets_v5.int_property(props, packets_v5.RECEIVE_MAXIMUM, 65535)
         self._send_window = min(self._max_in_flight or broker_window, broker_window)
-        if packets.MAXIMUM_PACKET_SIZE in props:
-            self._broker_max_packet_size = packets.int_property(
-                props, packets.MAXIMUM_PACKET_SIZE, 0
+        if packets_v5.MAXIMUM_PACKET_SIZE in props:
+            self._broker_max_packet_size = packets_v5.int_property(
+                props, packets_v5.MAXIMUM_PACKET_SIZE, 0
             )
-        self._broker_max_qos = packets.int_property(props, packets.MAXIMUM_QOS, 1)
-        keepalive_s = packets.int_property(props, packets.SERVER_KEEP_ALIVE, self._keepalive_s)
+        self._broker_max_qos = packets_v5.int_property(props, packets_v5.MAXIMUM_QOS, 1)
+        keepalive_s = packets_v5.int_property(
+            props, packets_v5.SERVER_KEEP_ALIVE, self._keepalive_s
+        )
         if keepalive_s != self._keepalive_s:
             self._keepalive_s = keepalive_s
             if keepalive_s > 0 and self._transport is not None:
@@ -670,8 +672,8 @@ async def connect(
     }
     if mqtt5:
         if session_expiry_s is None:
-            session_expiry_s = 0 if clean_session else packets.SESSION_NEVER_EXPIRES
-        packet = packets.connect5(
+            session_expiry_s = 0 if clean_session else packets_v5.SESSION_NEVER_EXPIRES
+        packet = packets_v5.connect5(
             **common,
             clean_start=clean_session,
             session_expiry_s=session_expiry_s,
@@ -683,7 +685,7 @@ async def connect(
             await _open(broker, protocol, packet, timeout_s)
             return protocol
         except ConnectRefused as exc:
-            if exc.code != packets.UNSUPPORTED_PROTOCOL_VERSION:
+            if exc.code != packets_v5.UNSUPPORTED_PROTOCOL_VERSION:
                 raise
             log.warning(
                 "mqtt broker does not speak MQTT 5, connecting with 3.1.1 client_id=%s"

@@ -22,7 +22,7 @@ import pytest
 
 from telecare.core.metrics import Metrics
 from telecare.core.mqtt_url import BrokerAddress, parse_mqtt_url
-from telecare.mqtt import packets
+from telecare.mqtt import packets, packets_v5
 from telecare.mqtt.client import (
     BrokerDisconnected,
     Message,
@@ -216,11 +216,11 @@ async def test_a_broker_that_disconnects_says_why(mqtt: Mqtt) -> None:
     0x95 for a packet over its maximum (which `publish()` itself refuses to send, knowing the
     broker's maximum from its CONNACK)."""
     conn = await connect(mqtt.broker, client_id=unique("too-large"), mqtt5=True)
-    maximum = packets.int_property(conn.connack_properties, packets.MAXIMUM_PACKET_SIZE, 0)
+    maximum = packets_v5.int_property(conn.connack_properties, packets_v5.MAXIMUM_PACKET_SIZE, 0)
     assert maximum, "Mosquitto says its max_packet_size"
     with pytest.raises(MqttError, match="over the broker's maximum"):
         conn.publish("too/large", b"x" * maximum)
-    conn.write(packets.publish5("too/large", b"x" * maximum, qos=0))  # written all the same
+    conn.write(packets_v5.publish5("too/large", b"x" * maximum, qos=0))  # written all the same
     async with asyncio.timeout(10):
         await asyncio.shield(conn.closed)
     assert isinstance(conn.error, BrokerDisconnected)

@@ -28,7 +28,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties as PahoProperties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from telecare.mqtt import packets
+from telecare.mqtt import packets, packets_v5
 from telecare.mqtt.packets import ProtocolError
 
 EXAMPLES = int(os.environ.get("TELECARE_FUZZ_EXAMPLES", "300"))
@@ -102,10 +102,10 @@ def whole(stream: bytes) -> list[packets.Packet]:
     return found
 
 
-def paho_properties(props: PahoProperties | None) -> packets.Properties:
+def paho_properties(props: PahoProperties | None) -> packets_v5.Properties:
     """paho's decoded properties as ours are given: identifier -> value (lists for the two
     that repeat)."""
-    read: packets.Properties = {}
+    read: packets_v5.Properties = {}
     if props is None:
         return read
     for name, ident in props.names.items():
@@ -201,7 +201,7 @@ ACK_PROPERTIES = st.builds(
     will=st.none() | st.tuples(TOPIC_TEXT, PAYLOADS, QOS, st.booleans()),
     keepalive_s=st.integers(0, 65535),
     clean_start=st.booleans(),
-    session_expiry_s=st.sampled_from([0, 1, 3600, packets.SESSION_NEVER_EXPIRES]),
+    session_expiry_s=st.sampled_from([0, 1, 3600, packets_v5.SESSION_NEVER_EXPIRES]),
     receive_maximum=st.none() | st.integers(1, 65535),
     max_packet_size=st.none() | st.integers(1, 268_435_455),
 )
@@ -234,7 +234,7 @@ def test_connect5_is_built_as_paho_builds_it(
         values["MaximumPacketSize"] = max_packet_size
     paho._connect_properties = build(PacketTypes.CONNECT, values) if values else None
     paho._send_connect(keepalive_s)
-    ours = packets.connect5(
+    ours = packets_v5.connect5(
         client_id,
         username=username,
         password=password,
@@ -253,7 +253,7 @@ def test_connect5_is_built_as_paho_builds_it(
 def test_publish5_is_built_as_paho_builds_it_and_paho_reads_it_back(
     topic: str, payload: bytes, qos: int, packet_id: int, retain: bool
 ) -> None:
-    ours = packets.publish5(topic, payload, qos=qos, packet_id=packet_id, retain=retain)
+    ours = packets_v5.publish5(topic, payload, qos=qos, packet_id=packet_id, retain=retain)
     paho = PahoEncoder()
     with socket.socket() as sock:
         paho._sock = sock
@@ -282,13 +282,13 @@ def test_subscribe5_is_built_as_paho_builds_it(topic_filter: str, qos: int, pack
     paho = PahoEncoder()
     paho._last_mid = packet_id - 1
     paho._send_subscribe(False, [(topic_filter.encode(), SubscribeOptions(qos=qos))])
-    assert packets.subscribe5(packet_id, topic_filter, qos) == paho.sent[0]
+    assert packets_v5.subscribe5(packet_id, topic_filter, qos) == paho.sent[0]
 
 
 def test_a_receive_maximum_out_of_range_is_not_sent() -> None:
     for bad in (0, 65536):
         with pytest.raises(ValueError, match="receive maximum"):
-            packets.connect5(
+            packets_v5.connect5(
                 "x", username=None, password=None, will=None, keepalive_s=30, receive_maximum=bad
             )
 
@@ -312,7 +312,7 @@ def test_a_publish5_with_properties_is_read_as_paho_reads_it(
     data = PahoEncoder().publish_bytes(topic, payload, qos, packet_id, props)
     [(kind, flags, body)] = whole(data)
     reference = paho_packet.decode_publish(kind | flags, body, V5)
-    read_topic, read_id, read_payload, read_props = packets.parse_publish5(flags, body)
+    read_topic, read_id, read_payload, read_props = packets_v5.parse_publish5(flags, body)
     assert (read_topic, read_id, read_payload) == (
         reference.topic.decode(),
         reference.mid,
@@ -335,7 +335,7 @@ def test_connack5_is_read_as_paho_reads_it(
     body = bytes([int(session_present), code]) + packed(PacketTypes.CONNACK, values)
     [(kind, flags, read_body)] = whole(b"\x20" + packets.remaining_length(len(body)) + body)
     reference = paho_packet.decode_connack(kind | flags, read_body, V5)
-    present, read_code, props = packets.parse_connack5(flags, read_body)
+    present, read_code, props = packets_v5.parse_connack5(flags, read_body)
     assert (present, read_code) == (bool(reference.flags & 1), reference.reason.value)
     assert props == paho_properties(reference.properties)
 
@@ -357,7 +357,7 @@ def test_puback5_is_read_as_paho_reads_it(
     if form == "properties":
         body += packed(PacketTypes.PUBACK, values)
     reference = paho_packet.decode_puback(0x40, body, V5)
-    read_id, read_code, props = packets.parse_ack5(0, body)
+    read_id, read_code, props = packets_v5.parse_ack5(0, body)
     assert (read_id, read_code) == (reference.mid, reference.reason.value)
     assert props == paho_properties(reference.properties)
 
@@ -373,7 +373,7 @@ def test_suback5_is_read_as_paho_reads_it(
 ) -> None:
     body = packet_id.to_bytes(2, "big") + packed(PacketTypes.SUBACK, values) + bytes(codes)
     reference = paho_packet.decode_suback(0x90, body, V5)
-    read_id, read_codes, props = packets.parse_suback5(0, body)
+    read_id, read_codes, props = packets_v5.parse_suback5(0, body)
     assert (read_id, list(read_codes)) == (
         reference.mid,
         [c.value for c in reference.reason_codes],
@@ -401,7 +401,7 @@ def test_disconnect5_is_read_as_paho_reads_it(code: int, values: dict[str, Any],
     if form == "properties":
         body += packed(PacketTypes.DISCONNECT, values)
     reference = paho_packet.decode_disconnect(0xE0, body, V5)
-    read_code, props = packets.parse_disconnect5(0, body)
+    read_code, props = packets_v5.parse_disconnect5(0, body)
     assert read_code == (reference.reason.value if reference.reason is not None else 0)
     assert props == paho_properties(reference.properties)
 
@@ -431,15 +431,15 @@ def test_mqtt5_packets_of_the_specification_are_read(stream: str, read: tuple[st
     [(kind, flags, body)] = whole(bytes.fromhex(stream))
     what, value = read
     if what == "connack":
-        assert kind == packets.CONNACK and packets.parse_connack5(flags, body) == value
+        assert kind == packets.CONNACK and packets_v5.parse_connack5(flags, body) == value
     elif what == "puback":
-        assert kind == packets.PUBACK and packets.parse_ack5(flags, body) == value
+        assert kind == packets.PUBACK and packets_v5.parse_ack5(flags, body) == value
     elif what == "suback":
-        assert kind == packets.SUBACK and packets.parse_suback5(flags, body) == value
+        assert kind == packets.SUBACK and packets_v5.parse_suback5(flags, body) == value
     elif what == "disconnect":
-        assert kind == packets.DISCONNECT and packets.parse_disconnect5(flags, body) == value
+        assert kind == packets.DISCONNECT and packets_v5.parse_disconnect5(flags, body) == value
     else:
-        assert kind == packets.PUBLISH and packets.parse_publish5(flags, body) == value
+        assert kind == packets.PUBLISH and packets_v5.parse_publish5(flags, body) == value
 
 
 def test_a_broker_that_does_not_speak_mqtt5_answers_unsupported_protocol_version() -> None:
@@ -449,9 +449,9 @@ def test_a_broker_that_does_not_speak_mqtt5_answers_unsupported_protocol_version
     that *accepts* an MQTT 5 CONNECT is nonsense and refused."""
     for stream in ("20020001", "2003008400"):
         [(_, flags, body)] = whole(bytes.fromhex(stream))
-        assert packets.parse_connack5(flags, body)[1] == packets.UNSUPPORTED_PROTOCOL_VERSION
+        assert packets_v5.parse_connack5(flags, body)[1] == packets_v5.UNSUPPORTED_PROTOCOL_VERSION
     with pytest.raises(ProtocolError, match=r"3\.1\.1 CONNACK"):
-        packets.parse_connack5(0, bytes.fromhex("0000"))
+        packets_v5.parse_connack5(0, bytes.fromhex("0000"))
 
 
 # --- reads cut anywhere, or many packets in one read ---
@@ -490,15 +490,15 @@ def read5(packet: packets.Packet) -> object:
     """What MqttConnection asks of the packet layer for each kind, on an MQTT 5 connection."""
     kind, flags, body = packet
     if kind == packets.PUBLISH:
-        return packets.parse_publish5(flags, body)
+        return packets_v5.parse_publish5(flags, body)
     if kind == packets.PUBACK:
-        return packets.parse_ack5(flags, body)
+        return packets_v5.parse_ack5(flags, body)
     if kind == packets.SUBACK:
-        return packets.parse_suback5(flags, body)
+        return packets_v5.parse_suback5(flags, body)
     if kind == packets.CONNACK:
-        return packets.parse_connack5(flags, body)
+        return packets_v5.parse_connack5(flags, body)
     if kind == packets.DISCONNECT:
-        return packets.parse_disconnect5(flags, body)
+        return packets_v5.parse_disconnect5(flags, body)
     return None
 
 
@@ -520,11 +520,11 @@ def test_an_mqtt5_stream_cut_at_every_byte_or_read_at_once_gives_the_same_packet
 # --- malformed input: ProtocolError and nothing else ---
 
 PARSERS_5 = [
-    (packets.PUBLISH, packets.parse_publish5),
-    (packets.PUBACK, packets.parse_ack5),
-    (packets.SUBACK, packets.parse_suback5),
-    (packets.CONNACK, packets.parse_connack5),
-    (packets.DISCONNECT, packets.parse_disconnect5),
+    (packets.PUBLISH, packets_v5.parse_publish5),
+    (packets.PUBACK, packets_v5.parse_ack5),
+    (packets.SUBACK, packets_v5.parse_suback5),
+    (packets.CONNACK, packets_v5.parse_connack5),
+    (packets.DISCONNECT, packets_v5.parse_disconnect5),
 ]
 
 
@@ -562,10 +562,10 @@ def test_an_mqtt5_packet_with_one_byte_changed_raises_only_protocol_errors(
     block=st.binary(max_size=60),
     allowed=st.sampled_from(
         [
-            packets._PUBLISH_PROPERTIES,
-            packets._CONNACK_PROPERTIES,
-            packets._ACK_PROPERTIES,
-            packets._DISCONNECT_PROPERTIES,
+            packets_v5._PUBLISH_PROPERTIES,
+            packets_v5._CONNACK_PROPERTIES,
+            packets_v5._ACK_PROPERTIES,
+            packets_v5._DISCONNECT_PROPERTIES,
         ]
     ),
     trailer=st.binary(max_size=10),
@@ -575,7 +575,7 @@ def test_random_property_blocks_raise_only_protocol_errors_and_stay_in_bounds(
 ) -> None:
     body = packets.remaining_length(len(block)) + block + trailer
     try:
-        _, end = packets.parse_properties(body, 0, allowed)
+        _, end = packets_v5.parse_properties(body, 0, allowed)
     except ProtocolError:
         return
     assert end == len(body) - len(trailer), "the properties end where their length says"
@@ -584,36 +584,36 @@ def test_random_property_blocks_raise_only_protocol_errors_and_stay_in_bounds(
 @pytest.mark.parametrize(
     ("parse", "flags", "body", "why"),
     [
-        (packets.parse_publish5, 2, "0003612f62000a 05 0100", "longer than the packet"),
-        (packets.parse_publish5, 0, "0003612f62 04 01000101", "more than once"),
-        (packets.parse_publish5, 0, "0003612f62 03 210001", "not allowed"),  # receive maximum
-        (packets.parse_publish5, 0, "0003612f62 03 230001", "topic alias"),
-        (packets.parse_publish5, 0, "0000 00", "topic alias"),  # empty topic: alias needed
-        (packets.parse_publish5, 4, "0003612f62000a00", "QoS 2"),
-        (packets.parse_publish5, 2, "0003612f620000 00", "packet id 0"),
-        (packets.parse_publish5, 0, "0003612f62 ffffffff7f", "more than 4 bytes"),
-        (packets.parse_publish5, 0, "0003612f62 04 030005ab", "string runs past"),
-        (packets.parse_publish5, 0, "0003612f62 04 0300 02ff", "string runs past"),
-        (packets.parse_publish5, 0, "0003612f62 05 030002fffe", "malformed"),  # not UTF-8
-        (packets.parse_publish5, 0, "0003612f62 02 0201", "runs past"),  # 4-byte int cut
-        (packets.parse_publish5, 0, "0003612f62 04 03000100", "U\\+0000"),  # MQTT-1.5.4-2
-        (packets.parse_publish5, 0, "0003610062 00", "U\\+0000"),
-        (packets.parse_connack5, 0, "01870000", "session present"),
-        (packets.parse_connack5, 0, "00000321000000", "longer than"),
-        (packets.parse_connack5, 0, "0000 03 210000", "0x21 of 0"),  # receive maximum 0
-        (packets.parse_connack5, 0, "0000 02 2402", "0x24 of 2"),  # maximum QoS 2
-        (packets.parse_connack5, 0, "0000 05 2700000000", "0x27 of 0"),
-        (packets.parse_connack5, 0, "0001 00", "reason code"),  # 0x01 is no CONNACK code
-        (packets.parse_connack5, 0, "0000 02 0101", "not allowed"),
-        (packets.parse_connack5, 0, "02000000", "malformed"),
-        (packets.parse_ack5, 0, "000a 01", "reason code"),
-        (packets.parse_ack5, 0, "000a 00 0321000a", "not allowed"),
-        (packets.parse_ack5, 0, "000a 00 00 ff", "longer than"),
-        (packets.parse_suback5, 0, "000a 00", "malformed"),
-        (packets.parse_suback5, 0, "000a 00 03", "reason code"),
-        (packets.parse_suback5, 0, "000a 03 1f0000", "without a reason code"),
-        (packets.parse_disconnect5, 0, "05", "reason code"),
-        (packets.parse_disconnect5, 2, "", "flags"),
+        (packets_v5.parse_publish5, 2, "0003612f62000a 05 0100", "longer than the packet"),
+        (packets_v5.parse_publish5, 0, "0003612f62 04 01000101", "more than once"),
+        (packets_v5.parse_publish5, 0, "0003612f62 03 210001", "not allowed"),  # receive maximum
+        (packets_v5.parse_publish5, 0, "0003612f62 03 230001", "topic alias"),
+        (packets_v5.parse_publish5, 0, "0000 00", "topic alias"),  # empty topic: alias needed
+        (packets_v5.parse_publish5, 4, "0003612f62000a00", "QoS 2"),
+        (packets_v5.parse_publish5, 2, "0003612f620000 00", "packet id 0"),
+        (packets_v5.parse_publish5, 0, "0003612f62 ffffffff7f", "more than 4 bytes"),
+        (packets_v5.parse_publish5, 0, "0003612f62 04 030005ab", "string runs past"),
+        (packets_v5.parse_publish5, 0, "0003612f62 04 0300 02ff", "string runs past"),
+        (packets_v5.parse_publish5, 0, "0003612f62 05 030002fffe", "malformed"),  # not UTF-8
+        (packets_v5.parse_publish5, 0, "0003612f62 02 0201", "runs past"),  # 4-byte int cut
+        (packets_v5.parse_publish5, 0, "0003612f62 04 03000100", "U\\+0000"),  # MQTT-1.5.4-2
+        (packets_v5.parse_publish5, 0, "0003610062 00", "U\\+0000"),
+        (packets_v5.parse_connack5, 0, "01870000", "session present"),
+        (packets_v5.parse_connack5, 0, "00000321000000", "longer than"),
+        (packets_v5.parse_connack5, 0, "0000 03 210000", "0x21 of 0"),  # receive maximum 0
+        (packets_v5.parse_connack5, 0, "0000 02 2402", "0x24 of 2"),  # maximum QoS 2
+        (packets_v5.parse_connack5, 0, "0000 05 2700000000", "0x27 of 0"),
+        (packets_v5.parse_connack5, 0, "0001 00", "reason code"),  # 0x01 is no CONNACK code
+        (packets_v5.parse_connack5, 0, "0000 02 0101", "not allowed"),
+        (packets_v5.parse_connack5, 0, "02000000", "malformed"),
+        (packets_v5.parse_ack5, 0, "000a 01", "reason code"),
+        (packets_v5.parse_ack5, 0, "000a 00 0321000a", "not allowed"),
+        (packets_v5.parse_ack5, 0, "000a 00 00 ff", "longer than"),
+        (packets_v5.parse_suback5, 0, "000a 00", "malformed"),
+        (packets_v5.parse_suback5, 0, "000a 00 03", "reason code"),
+        (packets_v5.parse_suback5, 0, "000a 03 1f0000", "without a reason code"),
+        (packets_v5.parse_disconnect5, 0, "05", "reason code"),
+        (packets_v5.parse_disconnect5, 2, "", "flags"),
     ],
 )
 def test_malformed_mqtt5_packets_are_refused(parse: Any, flags: int, body: str, why: str) -> None:
