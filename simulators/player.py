@@ -39,6 +39,9 @@ class Player:
     ) -> None:
         self._hubs = hubs
         self._restart = restart
+        # One restart at a time, and none cut short by the end of the run: a restart that
+        # outlasts the next one's time, or the scenario, would leave the service stopped.
+        self._restarting = asyncio.Lock()
         self._timeline = timeline
         self._api = api
         self._operator = operator
@@ -102,13 +105,19 @@ class Player:
         if self._restart is None:
             self.errors.append("a restart event needs a way to restart the service")
             return
-        log.info("scenario step do=restart mode=%s down_s=%.1f", mode, down_s)
-        stopped_at = time.time()
-        try:
-            await self._restart(mode, down_s)
-        except Exception as exc:  # the run goes on and reports it, like a refused step
-            self.errors.append(f"restart ({mode}) failed: {exc}")
-        self._timeline.outages.append((stopped_at, time.time()))
+        async with self._restarting:
+            log.info("scenario step do=restart mode=%s down_s=%.1f", mode, down_s)
+            stopped_at = time.time()
+            try:
+                await self._restart(mode, down_s)
+            except Exception as exc:  # the run goes on and reports it, like a refused step
+                self.errors.append(f"restart ({mode}) failed: {exc}")
+            self._timeline.outages.append((stopped_at, time.time()))
+
+    async def restarts_settled(self) -> None:
+        """Until no restart is under way (the service answers again)."""
+        async with self._restarting:
+            pass
 
     async def _bad(self, chosen: list[Hub], group: list[Hub], kinds: list[str]) -> None:
         if self._bad_actor is None:

@@ -189,6 +189,7 @@ async def _run(
         play = tg.create_task(player.play(scenario.actions, t0), name="simulate.player")
         await asyncio.sleep(scenario.duration_s)
         ended_at = time.time()
+        await player.restarts_settled()
         play.cancel()
         for group in hubs.values():
             for hub in group:
