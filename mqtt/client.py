@@ -708,8 +708,12 @@ async def _open(
                 lambda: protocol, broker.host, broker.port, ssl=broker.tls_context()
             )
             await protocol.handshake(packet)
-    except TimeoutError:
+    except BaseException as exc:
+        # Refused, timed out, broken or cancelled half-way: the socket is closed here, not
+        # left for the garbage collector.
         protocol.abort()
-        raise MqttError(f"no CONNACK within {timeout_s:g} s") from None
-    except OSError as exc:
-        raise MqttError(str(exc)) from exc
+        if isinstance(exc, TimeoutError):
+            raise MqttError(f"no CONNACK within {timeout_s:g} s") from None
+        if isinstance(exc, OSError):
+            raise MqttError(str(exc)) from exc
+        raise
