@@ -10,7 +10,7 @@ from psycopg import sql
 from psycopg.rows import class_row
 
 from telecare.db.pool import Pool
-from telecare.db.record_columns import select_list
+from telecare.db.record_columns import history_of, select_list
 from telecare.operator_queue.item_errors import ItemNotFound
 
 
@@ -40,10 +40,7 @@ class AlarmRecord:
 
 # Each field as `a.<field>`, but for this computed one.
 _COMPUTED = {
-    "history": """coalesce((SELECT jsonb_agg(jsonb_build_object('at', h.at, 'action', h.action,
-                                                         'actor', h.actor, 'note', h.note)
-                                       ORDER BY h.at, h.id)
-                      FROM alarm_history h WHERE h.alarm_id = a.id), '[]'::jsonb)""",
+    "history": history_of("alarm_history", "alarm_id"),
 }
 COLUMNS = select_list(AlarmRecord, table="a", computed=_COMPUTED)
 

@@ -55,3 +55,17 @@ def select_list(
         for name in names
     )
     return sql.SQL(columns.as_string())
+
+
+def history_of(history_table: str, key: str) -> str:
+    """The computed `history` column of an alert or alarm (alias `a`): its history rows as a JSON
+    list of {at, action, actor, note}, oldest first. Names are this code's constants."""
+    return (
+        sql.SQL(
+            "coalesce((SELECT jsonb_agg(jsonb_build_object('at', h.at, 'action', h.action,"
+            " 'actor', h.actor, 'note', h.note) ORDER BY h.at, h.id)"
+            " FROM {} h WHERE h.{} = a.id), '[]'::jsonb)"
+        )
+        .format(sql.Identifier(history_table), sql.Identifier(key))
+        .as_string()
+    )

@@ -12,7 +12,7 @@ from psycopg.rows import class_row
 from pydantic import Field
 
 from telecare.db.pool import Pool
-from telecare.db.record_columns import select_list
+from telecare.db.record_columns import history_of, select_list
 from telecare.operator_queue.item_errors import ItemNotFound
 
 
@@ -47,10 +47,7 @@ class AlertRecord:
 _COMPUTED = {
     "grouped": """CASE WHEN a.type = 'area_outage'
                   THEN (SELECT count(*) FROM alerts m WHERE m.group_id = a.id) ELSE 0 END""",
-    "history": """coalesce((SELECT jsonb_agg(jsonb_build_object('at', h.at, 'action', h.action,
-                                                         'actor', h.actor, 'note', h.note)
-                                       ORDER BY h.at, h.id)
-                      FROM alert_history h WHERE h.alert_id = a.id), '[]'::jsonb)""",
+    "history": history_of("alert_history", "alert_id"),
 }
 COLUMNS = select_list(AlertRecord, table="a", computed=_COMPUTED)
 
