@@ -23,6 +23,11 @@ class Settings(BaseSettings):
     # CA certificate(s) that sign the broker's certificate, for mqtts:// (PEM); unset = the
     # system's trust store. The broker's certificate must also name the URL's host.
     mqtt_ca_file: str | None = None
+    # This process's own client certificate and key (PEM), for a broker that identifies clients
+    # by certificate (deploy/mosquitto/production.conf): the ingest and the API are separate
+    # identities with their own ACLs.
+    mqtt_cert_file: str | None = None
+    mqtt_key_file: str | None = None
     # The ingest's persistent sessions: `{id}` (telemetry) and `{id}-alarms`.
     mqtt_client_id: str = "telecare-ingest"
     # Alarms the alarm session may hold received but not yet handled (the telemetry session has
@@ -43,9 +48,23 @@ class Settings(BaseSettings):
 
     # Per-device broker credentials (docs/REGISTRY.md): `dynsec` = Mosquitto's dynamic-security
     # plugin, managed over its control topic with the account of TELECARE_MQTT_URL; `none` =
-    # a development broker without the plugin, where devices connect anonymously.
-    broker_credentials: Literal["none", "dynsec"] = "none"
+    # a development broker without the plugin, where devices connect anonymously;
+    # `certificates` = per-device X.509 client certificates issued by the device CA below,
+    # enforced by the broker's certificate identity and pattern ACL (no per-device broker state).
+    broker_credentials: Literal["none", "dynsec", "certificates"] = "none"
     broker_control_timeout_s: float = Field(default=60, gt=0)
+
+    # The device CA (`telecare ca init`): it signs device certificates at registration; its
+    # certificate revocation list is rewritten here on every revocation and at least daily, and
+    # the broker is told to reload it by TELECARE_BROKER_RELOAD_COMMAND (a shell command, e.g.
+    # `systemctl reload mosquitto`).
+    device_ca_cert_file: str | None = None
+    device_ca_key_file: str | None = None
+    device_crl_file: str | None = None
+    broker_reload_command: str | None = None
+    device_certificate_days: int = Field(default=730, ge=1, le=3650)
+    # A device certificate this close to its expiry raises `certificate_expiring`.
+    certificate_expiry_warning_days: int = Field(default=30, ge=1, le=365)
 
     db_pool_min: int = Field(default=2, ge=1)
     db_pool_max: int = Field(default=10, ge=1)
@@ -104,12 +123,33 @@ class Settings(BaseSettings):
 
     def broker(self) -> BrokerAddress:
         """Where the broker is and how to verify it (TELECARE_MQTT_URL, TELECARE_MQTT_CA_FILE)."""
-        return parse_mqtt_url(self.mqtt_url, ca_file=self.mqtt_ca_file)
+        return parse_mqtt_url(
+            self.mqtt_url,
+            ca_file=self.mqtt_ca_file,
+            cert_file=self.mqtt_cert_file,
+            key_file=self.mqtt_key_file,
+        )
 
     @model_validator(mode="after")
     def _battery_hysteresis(self) -> Self:
         if self.battery_ok_pct < self.battery_low_pct:
             raise ValueError("TELECARE_BATTERY_OK_PCT must be >= TELECARE_BATTERY_LOW_PCT")
+        return self
+
+    @model_validator(mode="after")
+    def _device_ca_given(self) -> Self:
+        if self.broker_credentials == "certificates":
+            missing = [
+                f"TELECARE_{name.upper()}"
+                for name in ("device_ca_cert_file", "device_ca_key_file", "device_crl_file")
+                if not getattr(self, name)
+            ]
+            if missing:
+                raise ValueError(
+                    "TELECARE_BROKER_CREDENTIALS=certificates needs "
+                    + ", ".join(missing)
+                    + " (made by `telecare ca init`)"
+                )
         return self
 
     @field_validator("mqtt_url")

@@ -15,6 +15,11 @@ TOPIC_ROOT = "telecare/v1"
 MAX_PAYLOAD_BYTES = 4096
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$"
 _DEVICE_ID_RE = re.compile(DEVICE_ID_PATTERN)
+# The backend's own MQTT sessions use client ids that start with this (`telecare-ingest`,
+# `telecare-alerts-...`); no device may be registered with such an id, since a broker that
+# makes a device's client id its id (deploy/mosquitto/production.conf) would otherwise let that
+# device end the backend's session and throw its queued alarms away.
+RESERVED_ID_PREFIX = "telecare"
 # Counters are stored as PostgreSQL bigint.
 MAX_SEQ = 2**63 - 1
 
@@ -193,3 +198,8 @@ def topic_for(device_id: str, kind: MessageKind) -> str:
 
 def is_valid_device_id(device_id: str) -> bool:
     return _DEVICE_ID_RE.fullmatch(device_id) is not None
+
+
+def is_reserved_id(device_id: str) -> bool:
+    """Whether the id is kept for the backend's own sessions (RESERVED_ID_PREFIX)."""
+    return device_id.lower().startswith(RESERVED_ID_PREFIX)

@@ -1,4 +1,4 @@
-"""The `telecare` command: db upgrade, run, token create, simulate, contract export."""
+"""The `telecare` command: db upgrade, run, token create, simulate, contract export, ca."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from telecare.db import audit
 from telecare.db.migrations.runner import upgrade
 from telecare.db.pool import open_pool
 from telecare.db.retention import RetentionPolicy, prune
+from telecare.devices import ca_setup
 from telecare.service import Service
 from telecare.simulators.command import add_arguments as add_simulate_arguments
 from telecare.simulators.command import run_simulate
@@ -64,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
         "export", help="write the JSON Schemas, AsyncAPI and OpenAPI of docs/PROTOCOL.md"
     )
     export.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"default: {DEFAULT_OUT}")
+
+    ca_setup.add_arguments(commands.add_parser("ca", help="certificate authorities (REGISTRY.md)"))
     return parser
 
 
@@ -134,6 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "contract":  # needs no configuration, database or broker
         return run_export(args.out)
+    if args.command == "ca":  # files only
+        return ca_setup.run_command(args)
     try:
         settings = Settings()
     except ValueError as exc:

@@ -10,16 +10,19 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 from telecare.core.mqtt_url import BrokerAddress, parse_mqtt_url
+from telecare.devices import ca_setup
 from tests.tls import TlsFiles
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -46,6 +49,10 @@ class PrivateBroker:
     `dynsec=True` runs it with the shipped dynamic-security configuration
     (deploy/mosquitto/): no anonymous clients, and `url` carries the backend's own account.
     `tls=` adds a TLS listener (`tls_url`) with that certificate.
+    `production=True` runs it with the shipped deploy/mosquitto/production.conf and its ACL:
+    the device listener on `port`, the service listener on `service_port`, with the files of
+    `telecare ca init` made in the broker's directory (`ca`); `device_address()` and
+    `service_address()` say how to connect with a certificate, `reload()` sends SIGHUP.
     """
 
     def __init__(
@@ -55,6 +62,7 @@ class PrivateBroker:
         persistence: bool = False,
         dynsec: bool = False,
         tls: TlsFiles | None = None,
+        production: bool = False,
     ) -> None:
         self.port = free_port()
         self.tls = tls
@@ -65,9 +73,16 @@ class PrivateBroker:
         self._process: subprocess.Popen[bytes] | None = None
         self.dynsec = dynsec
         self.backend_password = uuid.uuid4().hex
+        self.production = production
+        self.service_port = free_port() if production else 0
+        self.ca: ca_setup.CaFiles | None = None
+        if production:
+            self.ca = ca_setup.init(self._dir / "ca", days=2, now=datetime.now(UTC))
 
     @property
     def url(self) -> str:
+        if self.production:  # the backend's: the service listener (with `ca` files' settings)
+            return f"mqtts://127.0.0.1:{self.service_port}"
         if self.dynsec:
             return f"mqtt://{BACKEND_USER}:{self.backend_password}@127.0.0.1:{self.port}"
         return f"mqtt://127.0.0.1:{self.port}"
@@ -78,6 +93,8 @@ class PrivateBroker:
 
     @property
     def address(self) -> BrokerAddress:
+        if self.production:
+            return self.service_address()
         return parse_mqtt_url(self.url)
 
     @property
@@ -89,7 +106,36 @@ class PrivateBroker:
     def config_dir(self) -> Path:
         return self._dir
 
+    def device_address(self, cert_file: Path, key_file: Path) -> BrokerAddress:
+        """The device listener, verified with the broker CA, as the certificate's device."""
+        return self._production_address(self.port, cert_file, key_file)
+
+    def service_address(self, name: str = ca_setup.INGEST) -> BrokerAddress:
+        """The service listener as the service `name` (its files made by `ca_setup`)."""
+        assert self.ca is not None, "production=True only"
+        cert_file, key_file = self.ca.services[name]
+        return self._production_address(self.service_port, cert_file, key_file)
+
+    def _production_address(self, port: int, cert_file: Path, key_file: Path) -> BrokerAddress:
+        assert self.ca is not None, "production=True only"
+        return BrokerAddress(
+            host="127.0.0.1",  # in the broker certificate of `telecare ca init` by default
+            port=port,
+            username=None,
+            password=None,
+            tls=True,
+            ca_file=str(self.ca.broker_ca_cert),
+            cert_file=str(cert_file),
+            key_file=str(key_file),
+        )
+
+    def reload(self) -> None:
+        """SIGHUP, as `systemctl reload mosquitto` sends: the broker rereads its CRL and ACL."""
+        os.kill(self.pid, signal.SIGHUP)
+
     def _write_config(self) -> Path:
+        if self.production:
+            return self._write_production_config()
         conf = self._dir / "mosquitto.conf"
         lines = [
             "user root" if os.geteuid() == 0 else "",
@@ -109,6 +155,35 @@ class PrivateBroker:
         ]
         conf.write_text("\n".join(line for line in lines if line) + "\n")
         return conf
+
+    def _write_production_config(self) -> Path:
+        """The shipped file, line for line, but for its ports and the paths of its files."""
+        shipped = (DEPLOY / "production.conf").read_text().splitlines()
+        lines = [
+            "user root" if os.geteuid() == 0 else "",
+            *(self._production_line(line) for line in shipped if line and line[0] != "#"),
+            f"persistence {'true' if self._persistence else 'false'}",
+            f"persistence_location {self._dir}/",
+            f"log_dest file {self._dir}/mosquitto.log",
+            "log_type error",
+            "log_type warning",
+            self._extra_config,
+        ]
+        conf = self._dir / "mosquitto.conf"
+        conf.write_text("\n".join(line for line in lines if line) + "\n")
+        return conf
+
+    def _production_line(self, line: str) -> str:
+        assert self.ca is not None
+        option, _, value = line.partition(" ")
+        if option == "listener":
+            port = {"8883": self.port, "8884": self.service_port}[value]
+            return f"listener {port} 127.0.0.1"
+        if option in {"cafile", "certfile", "keyfile", "crlfile"}:
+            return f"{option} {self.ca.directory / Path(value).name}"
+        if option == "acl_file":
+            return f"acl_file {DEPLOY / 'production.acl'}"
+        return line
 
     def _tls_listener(self) -> str:
         if self.tls is None:
