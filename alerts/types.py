@@ -17,6 +17,7 @@ class AlertType(StrEnum):
     FLAPPING = "flapping"
     AREA_OUTAGE = "area_outage"
     ALERT_WRITER_STALLED = "alert_writer_stalled"
+    CERTIFICATE_EXPIRING = "certificate_expiring"
 
 
 SEVERITY: dict[AlertType, str] = {
@@ -31,6 +32,7 @@ SEVERITY: dict[AlertType, str] = {
     AlertType.FLAPPING: "medium",
     AlertType.AREA_OUTAGE: "critical",
     AlertType.ALERT_WRITER_STALLED: "critical",
+    AlertType.CERTIFICATE_EXPIRING: "medium",
 }
 
 # Alerts a device's next heartbeat clears.

@@ -10,6 +10,7 @@ from telecare.api.token_cache import TokenCache
 from telecare.core.metrics import Metrics
 from telecare.core.settings import Settings
 from telecare.db.pool import Pool
+from telecare.devices.certificates import DeviceCertificates
 from telecare.devices.credentials import BrokerCredentials, NoBrokerCredentials
 
 
@@ -24,5 +25,7 @@ class ApiContext:
     events: EventHub
     # Where device passwords are enforced (TELECARE_BROKER_CREDENTIALS).
     credentials: BrokerCredentials = field(default_factory=NoBrokerCredentials)
+    # The device CA, when devices prove who they are by certificate (None otherwise).
+    certificates: DeviceCertificates | None = None
     # Tokens that authenticated a moment ago (keeps nothing until its `run()` listens).
     tokens: TokenCache = field(default_factory=TokenCache)

@@ -15,6 +15,7 @@ from telecare.api.list_cache import ListCache
 from telecare.api.tokens import Principal, Role, authenticate, token_digest
 from telecare.core.metrics import Metrics
 from telecare.db.pool import Pool
+from telecare.devices.certificates import DeviceCertificates
 from telecare.devices.credentials import BrokerCredentials
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,12 @@ async def get_credentials(
     return context.credentials
 
 
+async def get_certificates(
+    context: Annotated[ApiContext, Depends(get_context)],
+) -> DeviceCertificates | None:
+    return context.certificates
+
+
 async def get_lists(request: Request) -> ListCache:
     lists: ListCache = request.app.state.lists
     return lists
@@ -60,6 +67,7 @@ ListsDep = Annotated[ListCache, Depends(get_lists)]
 PoolDep = Annotated[Pool, Depends(get_pool)]
 CredentialsDep = Annotated[BrokerCredentials, Depends(get_credentials)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+CertificatesDep = Annotated[DeviceCertificates | None, Depends(get_certificates)]
 
 
 async def _limiter(request: Request) -> FailedAuthLimiter:

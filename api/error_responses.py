@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 
 from telecare.api.body_limit import TOO_LARGE_SCOPE_KEY, too_large_detail
 from telecare.api.tokens import TokenAlreadyRevoked, TokenNotFound
+from telecare.devices.device_ca import CertificateRequestInvalid
 from telecare.devices.errors import (
     BrokerUnavailable,
     DeviceAlreadyRegistered,
@@ -20,6 +21,7 @@ from telecare.devices.errors import (
     DeviceNotFound,
     InvalidStageTransition,
     MissingEvidence,
+    NoActiveCertificate,
 )
 
 _STATUS: dict[type[Exception], int] = {
@@ -30,6 +32,8 @@ _STATUS: dict[type[Exception], int] = {
     InvalidStageTransition: status.HTTP_409_CONFLICT,
     TokenAlreadyRevoked: status.HTTP_409_CONFLICT,
     MissingEvidence: status.HTTP_409_CONFLICT,
+    NoActiveCertificate: status.HTTP_409_CONFLICT,
+    CertificateRequestInvalid: status.HTTP_422_UNPROCESSABLE_CONTENT,
     BrokerUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
 }
 
@@ -38,6 +42,9 @@ async def _answer(_: Request, exc: Exception) -> JSONResponse:
     content: dict[str, object] = {"detail": str(exc)}
     if isinstance(exc, MissingEvidence):
         content["missing"] = exc.missing
+    if isinstance(exc, CertificateRequestInvalid):  # the same shape as any invalid field
+        error = {"type": "csr_invalid", "loc": ["body", "csr"], "msg": str(exc), "input": None}
+        return JSONResponse({"detail": [error]}, status.HTTP_422_UNPROCESSABLE_CONTENT)
     if isinstance(exc, BrokerUnavailable):
         content["detail"] = f"broker credentials not changed, nothing was saved: {exc}"
         return JSONResponse(content, status.HTTP_503_SERVICE_UNAVAILABLE, {"Retry-After": "10"})

@@ -18,10 +18,12 @@ from typing_extensions import TypedDict  # pydantic reads typing.TypedDict only 
 
 from telecare.alarms.queries import AlarmRecord
 from telecare.core.text import Storable
+from telecare.devices.certificates import DeviceCertificates, serial_hex
+from telecare.devices.device_ca import IssuedCertificate
 from telecare.devices.postcodes import normalise_postcode
 from telecare.devices.records import DeviceRecord
 from telecare.operator_queue.alerts import AlertRecord
-from telecare.protocol.messages import DEVICE_ID_PATTERN
+from telecare.protocol.messages import DEVICE_ID_PATTERN, RESERVED_ID_PREFIX, is_reserved_id
 
 Severity = Literal["critical", "high", "medium", "low"]
 MigrationStage = Literal["analogue", "scheduled", "in_progress", "verifying", "complete", "failed"]
@@ -58,6 +60,53 @@ class DeviceCreate(_DeviceDetails):
     heartbeat_interval_s: Interval
     migration_stage: MigrationStage = "analogue"
 
+    @field_validator("device_id")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if is_reserved_id(value):
+            raise ValueError(
+                f"device ids starting with {RESERVED_ID_PREFIX!r} are kept for the backend's"
+                " own broker sessions"
+            )
+        return value
+
+
+Csr = Annotated[
+    str,
+    Field(
+        max_length=16_384,
+        description="a PEM certificate signing request made on the device or by the"
+        " technician's tool (EC P-256/P-384 or RSA >= 2048); its subject is replaced by"
+        " CN=<device_id>. Without one, the key is generated and returned once.",
+    ),
+]
+
+
+class DeviceRegistration(DeviceCreate):
+    """POST /devices: a device, and with device certificates, optionally its own request."""
+
+    csr: Csr | None = None
+
+    def device_fields(self) -> dict[str, object]:
+        return self.model_dump(exclude={"csr"})
+
+
+class CertificateRequest(BaseModel):
+    """POST /devices/{id}/certificate: re-issue, from the device's request or a new key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    csr: Csr | None = None
+
+
+class CertificateRevocation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Literal["compromised", "withdrawn"] = Field(
+        default="withdrawn",
+        description="compromised: the key may be in other hands; withdrawn: taken out of use",
+    )
+
 
 class DeviceUpdate(_DeviceDetails):
     """PATCH: only the fields sent change; null clears an optional one. The id cannot change
@@ -87,9 +136,66 @@ class DevicePublic(DeviceRecord):
     pass
 
 
+class CertificateBundle(BaseModel):
+    """What a device needs to connect, shown once: nothing here is kept but the serial."""
+
+    serial: str = Field(description="hexadecimal, as openssl prints it")
+    fingerprint_sha256: str
+    not_before: datetime
+    not_after: datetime
+    certificate_pem: str
+    private_key_pem: str | None = Field(
+        description="only when the backend generated the key (no CSR): shown only here"
+    )
+    device_ca_pem: str = Field(description="the CA that signed the certificate")
+    broker_ca_pem: str | None = Field(
+        description="the CA to verify the broker with (TELECARE_MQTT_CA_FILE), when set"
+    )
+
+
 @dataclass(frozen=True)
 class DeviceRegistered(DevicePublic):
     mqtt_password: Annotated[str, Field(description="shown only in this response")]
+    certificate: Annotated[
+        CertificateBundle | None,
+        Field(description="with device certificates (TELECARE_BROKER_CREDENTIALS=certificates)"),
+    ] = None
+
+
+def certificate_bundle(issued: IssuedCertificate, ca: DeviceCertificates) -> CertificateBundle:
+    return CertificateBundle(
+        serial=serial_hex(issued.serial),
+        fingerprint_sha256=issued.fingerprint_sha256,
+        not_before=issued.not_before,
+        not_after=issued.not_after,
+        certificate_pem=issued.certificate_pem,
+        private_key_pem=issued.private_key_pem,
+        device_ca_pem=ca.ca.certificate_pem,
+        broker_ca_pem=ca.broker_ca_pem,
+    )
+
+
+class CertificatePublic(BaseModel):
+    serial: str = Field(description="hexadecimal, as openssl prints it")
+    fingerprint_sha256: str
+    not_before: datetime
+    not_after: datetime
+    status: Literal["active", "revoked", "expired"]
+    key_source: Literal["csr", "generated"]
+    issued_at: datetime
+    issued_by: str
+    revoked_at: datetime | None
+    revoked_by: str | None
+    revocation_reason: str | None
+
+
+class DeviceCredentialView(BaseModel):
+    """GET /devices/{id}/credentials: how the device proves who it is, no secret."""
+
+    device_id: str
+    broker_credentials: Literal["none", "dynsec", "certificates"]
+    mqtt_password_set_at: datetime
+    certificates: list[CertificatePublic] = Field(description="newest first")
 
 
 class DeviceCredentials(BaseModel):

@@ -162,6 +162,23 @@ class Metrics:
             "When the retention job last completed (Unix time)",
             registry=r,
         )
+        self.crl_published = Gauge(
+            "telecare_device_crl_published_timestamp_seconds",
+            "When the device revocation list was last written and the broker reloaded (Unix"
+            " time); the broker refuses every device once the list is a week old",
+            registry=r,
+        )
+        self.crl_publish_failures = Counter(
+            "telecare_device_crl_publish_failures",
+            "Attempts to publish the device revocation list that failed, by step",
+            ["step"],
+            registry=r,
+        )
+        self.devices_cut_off = Counter(
+            "telecare_devices_cut_off",
+            "Connections of devices with a revoked certificate closed at the broker",
+            registry=r,
+        )
         self.devices_tracked = Gauge(
             "telecare_devices_tracked", "Devices whose liveness this process tracks", registry=r
         )

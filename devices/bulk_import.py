@@ -6,7 +6,9 @@ set-based statement that skips ids already registered, so a row either makes a c
 (row, first history entry, audit entry, notification) or nothing. It is one transaction: the
 broker clients of the new devices are made in batches before the commit; if the broker does
 not confirm them all, the whole import rolls back (BrokerUnavailable) and nothing is
-registered. A dry run does the same work and rolls back at the end, broker untouched.
+registered. With device certificates, each new device's certificate is signed (with a key
+generated here: the bundle is in the answer only) and recorded in the same transaction. A dry
+run does the same checks and rolls back at the end, broker untouched, nothing signed.
 
 No savepoint per row: the only failure the database could still find in a checked row is an
 id registered meanwhile, which `ON CONFLICT DO NOTHING` reports without an error. Any other
@@ -22,7 +24,9 @@ from dataclasses import dataclass, field
 
 from telecare.db import audit
 from telecare.db.pool import Pool
+from telecare.devices.certificates import DeviceCertificates
 from telecare.devices.credentials import BrokerCredentials, DeviceSecret
+from telecare.devices.device_ca import IssuedCertificate
 from telecare.devices.errors import BrokerUnavailable
 from telecare.devices.passwords import hash_password, new_password
 from telecare.devices.registry import NewDevice, insert_devices
@@ -51,6 +55,7 @@ class RowResult:
     ok: bool
     errors: list[FieldError]
     mqtt_password: str | None = None  # only for rows registered for real
+    certificate: IssuedCertificate | None = None  # idem, with device certificates
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,7 @@ async def import_devices(
     dry_run: bool,
     actor: audit.Actor,
     credentials: BrokerCredentials,
+    certificates: DeviceCertificates | None = None,
 ) -> ImportResult:
     repeated = _repeated_ids(rows)
     checked: dict[int, list[FieldError]] = {}
@@ -95,8 +101,13 @@ async def import_devices(
     async with pool.connection() as conn, conn.transaction(force_rollback=dry_run):
         inserted = await insert_devices(conn, candidates, actor=actor) if candidates else set()
         made = [secret for secret in secrets.values() if secret.device_id in inserted]
+        issued: dict[str, IssuedCertificate] = {}
         if made and not dry_run:
             await _add_to_broker(credentials, made)
+            if certificates is not None:
+                issued = await certificates.issue_many(
+                    conn, [secret.device_id for secret in made], actor=actor
+                )
         if made:
             await audit.record(
                 conn,
@@ -107,7 +118,7 @@ async def import_devices(
                 details={"rows": len(rows), "registered": len(made), "dry_run": dry_run},
             )
     return ImportResult(
-        dry_run, [_result(r, checked[r.row], secrets, inserted, dry_run) for r in rows]
+        dry_run, [_result(r, checked[r.row], secrets, inserted, issued, dry_run) for r in rows]
     )
 
 
@@ -116,6 +127,7 @@ def _result(
     errors: list[FieldError],
     secrets: dict[int, DeviceSecret],
     inserted: set[str],
+    issued: dict[str, IssuedCertificate],
     dry_run: bool,
 ) -> RowResult:
     if errors or row.row not in secrets:
@@ -125,7 +137,14 @@ def _result(
         error = FieldError("device_id", f"device {secret.device_id!r} is already registered")
         return RowResult(row.row, row.device_id, ok=False, errors=[error])
     shown = None if dry_run else secret.password
-    return RowResult(row.row, row.device_id, ok=True, errors=[], mqtt_password=shown)
+    return RowResult(
+        row.row,
+        row.device_id,
+        ok=True,
+        errors=[],
+        mqtt_password=shown,
+        certificate=issued.get(secret.device_id),
+    )
 
 
 async def _add_to_broker(credentials: BrokerCredentials, secrets: list[DeviceSecret]) -> None:

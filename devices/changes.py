@@ -1,4 +1,4 @@
-"""Changing a registered device: its details, its MQTT password, its decommissioning.
+"""Changing a registered device: its details, its credentials, its decommissioning.
 
 Each change is one transaction: the device row is locked, the change made, the audit entry
 written and the other processes notified; a broker credential change happens before the
@@ -17,7 +17,10 @@ from psycopg import sql
 from telecare.db import audit
 from telecare.db.notifications import DEVICE_CHANGED, notify
 from telecare.db.pool import Pool
+from telecare.devices.certificates import DeviceCertificates, RevocationReason, revoke_active
 from telecare.devices.credentials import BrokerCredentials
+from telecare.devices.device_ca import IssuedCertificate
+from telecare.devices.errors import NoActiveCertificate
 from telecare.devices.passwords import hash_password, new_password
 from telecare.devices.postcodes import postcode_district
 from telecare.devices.records import DeviceRecord
@@ -98,9 +101,15 @@ async def update_device(
 
 
 async def decommission_device(
-    pool: Pool, device_id: str, *, actor: audit.Actor, credentials: BrokerCredentials
+    pool: Pool,
+    device_id: str,
+    *,
+    actor: audit.Actor,
+    credentials: BrokerCredentials,
+    certificates: DeviceCertificates | None = None,
 ) -> DeviceRecord:
-    """Keep the device and its history, stop it counting as active, remove its broker client."""
+    """Keep the device and its history, stop it counting as active, remove its broker client
+    and revoke its certificates."""
     async with pool.connection() as conn, conn.transaction():
         await lock_active_device(conn, device_id)
         await conn.execute(
@@ -112,9 +121,50 @@ async def decommission_device(
         )
         await notify(conn, DEVICE_CHANGED, device_id)
         await credentials.remove(device_id)
+        revoked = await revoke_active(conn, device_id, actor=actor, reason="decommissioned")
         decommissioned = await fetch_device(conn, device_id)
+    if revoked and certificates is not None:
+        certificates.revoked()
     log.info("device decommissioned device=%s actor=%s", device_id, actor.name)
     return decommissioned
+
+
+async def reissue_certificate(
+    pool: Pool,
+    device_id: str,
+    *,
+    csr_pem: str | None,
+    actor: audit.Actor,
+    certificates: DeviceCertificates,
+) -> IssuedCertificate:
+    """A new certificate (from the device's request, or with a generated key), shown once; the
+    ones it replaces are revoked in the same transaction and cut off once published."""
+    async with pool.connection() as conn, conn.transaction():
+        await lock_active_device(conn, device_id)
+        revoked = await revoke_active(conn, device_id, actor=actor, reason="superseded")
+        issued = await certificates.issue(conn, device_id, csr_pem=csr_pem, actor=actor)
+    if revoked:
+        certificates.revoked()
+    return issued
+
+
+async def revoke_certificates(
+    pool: Pool,
+    device_id: str,
+    *,
+    reason: RevocationReason,
+    actor: audit.Actor,
+    certificates: DeviceCertificates,
+) -> list[int]:
+    """Revoke the device's certificates in use (the device can no longer connect): a lost or
+    stolen hub. NoActiveCertificate if there is none."""
+    async with pool.connection() as conn, conn.transaction():
+        await lock_active_device(conn, device_id)
+        revoked = await revoke_active(conn, device_id, actor=actor, reason=reason)
+        if not revoked:
+            raise NoActiveCertificate(device_id)
+    certificates.revoked()
+    return revoked
 
 
 async def rotate_credentials(

@@ -48,5 +48,11 @@ class MissingEvidence(ValueError):
         self.missing = list(missing)
 
 
+class NoActiveCertificate(ValueError):
+    def __init__(self, device_id: str) -> None:
+        super().__init__(f"device {device_id!r} has no certificate in use to revoke")
+        self.device_id = device_id
+
+
 class BrokerUnavailable(RuntimeError):
     """The broker did not confirm a credential change: the database change is rolled back."""

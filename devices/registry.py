@@ -14,7 +14,9 @@ from psycopg.types.json import Jsonb
 from telecare.db import audit
 from telecare.db.notifications import DEVICE_CHANGED
 from telecare.db.pool import Pool
+from telecare.devices.certificates import DeviceCertificates
 from telecare.devices.credentials import BrokerCredentials, DeviceSecret, NoBrokerCredentials
+from telecare.devices.device_ca import IssuedCertificate
 from telecare.devices.errors import (
     BrokerUnavailable,
     DeviceAlreadyRegistered,
@@ -54,6 +56,7 @@ class NewDevice:
 class Registered:
     device: DeviceRecord
     mqtt_password: str
+    certificate: IssuedCertificate | None = None
 
 
 async def register_device(
@@ -62,9 +65,14 @@ async def register_device(
     *,
     actor: audit.Actor = audit.SYSTEM,
     credentials: BrokerCredentials | None = None,
+    certificates: DeviceCertificates | None = None,
+    csr_pem: str | None = None,
 ) -> Registered:
-    """Register one device; its broker client is made before the commit (or nothing is)."""
+    """Register one device; its broker client or certificate is made before the commit (or
+    nothing is). With `certificates`, the certificate is signed from `csr_pem`, or with a key
+    generated here when there is none (CertificateRequestInvalid: nothing registered)."""
     password = new_password()
+    certificate = None
     async with pool.connection() as conn, conn.transaction():
         if not await insert_devices(conn, [(new, hash_password(password))], actor=actor):
             raise DeviceAlreadyRegistered(new.device_id)
@@ -73,9 +81,13 @@ async def register_device(
         )
         if refused:
             raise BrokerUnavailable(f"broker refused device {new.device_id!r}: {refused}")
+        if certificates is not None:
+            certificate = await certificates.issue(
+                conn, new.device_id, csr_pem=csr_pem, actor=actor
+            )
         device = await fetch_device(conn, new.device_id)
     log.info("device registered device=%s actor=%s", new.device_id, actor.name)
-    return Registered(device, password)
+    return Registered(device, password, certificate)
 
 
 _INSERT = """

@@ -1,4 +1,5 @@
-"""The `telecare` command: db upgrade, run, token create, simulate, contract export, ca."""
+"""The `telecare` command: db upgrade, run, token create, simulate, contract export, ca,
+device."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 
 import uvloop
 
+from telecare import device_commands
 from telecare.api.tokens import Role, create_token
 from telecare.contract_files import DEFAULT_OUT, run_export
 from telecare.core.logs import setup_logging
@@ -67,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"default: {DEFAULT_OUT}")
 
     ca_setup.add_arguments(commands.add_parser("ca", help="certificate authorities (REGISTRY.md)"))
+    device_commands.add_arguments(commands.add_parser("device", help="device credentials"))
     return parser
 
 
@@ -130,6 +133,7 @@ _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any
     "run": _run,
     "token": _token_create,
     "simulate": _simulate,
+    "device": device_commands.run_command,
 }
 
 

@@ -14,6 +14,7 @@ import psycopg
 import uvicorn
 from fastapi import FastAPI
 
+from telecare.alerts.certificate_expiry import watch_certificate_expiry
 from telecare.alerts.engine import AlertEngine
 from telecare.alerts.feed import feed_from_mqtt
 from telecare.api.app import create_app, create_operations_app
@@ -26,7 +27,9 @@ from telecare.core.settings import ROLES, Settings
 from telecare.db.migrations.runner import upgrade
 from telecare.db.pool import Pool, open_pool
 from telecare.db.retention import RetentionPolicy, prune_daily
+from telecare.devices.certificates import DeviceCertificates
 from telecare.devices.credentials import BrokerCredentials, NoBrokerCredentials
+from telecare.devices.crl_publisher import CrlPublisher
 from telecare.devices.dynsec import DynsecCredentials
 from telecare.ingest.consumer import Ingest
 from telecare.protocol.canary import Canary
@@ -58,6 +61,7 @@ class Service:
         self.canary: Canary | None = None
         self.engine: AlertEngine | None = None
         self.dynsec: DynsecCredentials | None = None
+        self.crl_publisher: CrlPublisher | None = None
         self.events: EventHub | None = None
         self.tokens = TokenCache()  # runs (and so remembers tokens) in the API role only
         self._server: uvicorn.Server | None = None
@@ -112,6 +116,11 @@ class Service:
         if "alerts" in self.roles:
             self.engine = AlertEngine(self.settings, self._pool, self.metrics, canary=self.canary)
             self._spawn(tg, self.engine.run(), "alerts")
+            if self.settings.broker_credentials == "certificates":
+                expiry = watch_certificate_expiry(
+                    self._pool, warning_days=self.settings.certificate_expiry_warning_days
+                )
+                self._spawn(tg, expiry, "alerts.certificate_expiry")
         if "ingest" in self.roles:
             self.ingest = Ingest(self.settings, self._pool, self.metrics, canary=self.canary)
             if self.engine is not None:
@@ -152,6 +161,10 @@ class Service:
         self._tasks.append(tg.create_task(coro, name=name))  # type: ignore[arg-type]
 
     def _broker_credentials(self, tg: asyncio.TaskGroup) -> BrokerCredentials:
+        if self.settings.broker_credentials == "certificates":
+            # the broker checks certificates against the device CA; nothing to tell it per
+            # device (revocations go through the revocation list: devices/crl_publisher.py)
+            return NoBrokerCredentials()
         if self.settings.broker_credentials == "none":
             log.warning(
                 "broker credentials are not managed (TELECARE_BROKER_CREDENTIALS=none): run so"
@@ -163,7 +176,21 @@ class Service:
         self._spawn(tg, self.dynsec.run(), "api.broker_credentials")
         return self.dynsec
 
-    def _context(self, credentials: BrokerCredentials) -> ApiContext:
+    def _device_certificates(self, tg: asyncio.TaskGroup) -> DeviceCertificates | None:
+        """The device CA and the task that keeps its revocation list in force at the broker."""
+        if self.settings.broker_credentials != "certificates":
+            return None
+        certificates = DeviceCertificates.from_settings(self.settings)
+        self.crl_publisher = publisher = CrlPublisher(
+            self.settings, self.pool, self.metrics, certificates.ca
+        )
+        certificates.revoked = publisher.poke
+        self._spawn(tg, publisher.run(), "api.device_crl")
+        return certificates
+
+    def _context(
+        self, credentials: BrokerCredentials, certificates: DeviceCertificates | None = None
+    ) -> ApiContext:
         readiness = {}
         if self.ingest is not None:
             readiness["broker"] = self.ingest.is_connected
@@ -178,19 +205,29 @@ class Service:
             readiness["alert_writer"] = lambda: writer.healthy
         if self.dynsec is not None:
             readiness["broker_credentials"] = self.dynsec.ready
+        if self.crl_publisher is not None:
+            readiness["device_crl"] = self.crl_publisher.healthy
         events = self.events or EventHub(self.settings.database_url, self.pool, self.metrics)
         if self.events is not None:
             readiness["event_stream"] = events.listening.is_set
         return ApiContext(
-            self.settings, self.pool, self.metrics, readiness, events, credentials, self.tokens
+            self.settings,
+            self.pool,
+            self.metrics,
+            readiness,
+            events,
+            credentials,
+            certificates,
+            self.tokens,
         )
 
     async def _start_api(self, tg: asyncio.TaskGroup) -> None:
         credentials = self._broker_credentials(tg)
+        certificates = self._device_certificates(tg)
         self.events = events = EventHub(self.settings.database_url, self.pool, self.metrics)
         self._spawn(tg, events.run(), "api.events")
         self._spawn(tg, self.tokens.run(self.settings.database_url), "api.token_cache")
-        app = create_app(self._context(credentials))
+        app = create_app(self._context(credentials, certificates))
         self._spawn(tg, _count_fleet(app.state.fleet_stats), "api.fleet_stats")
         await self._serve(tg, app)
 

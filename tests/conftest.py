@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -14,6 +17,7 @@ import pytest
 
 from telecare.api.tokens import Role
 from telecare.core.settings import Settings
+from telecare.devices import ca_setup
 from telecare.service import Service
 from tests.brokers import PrivateBroker
 from tests.databases import create_database, drop_database, seed
@@ -116,6 +120,49 @@ async def own_service(settings: Settings, empty_database_url: str) -> AsyncItera
     async with Service(settings.model_copy(update={"database_url": empty_database_url})) as svc:
         await svc.wait_ready()
         yield svc
+
+
+@pytest.fixture(scope="session")
+def ca_files(tmp_path_factory: pytest.TempPathFactory) -> ca_setup.CaFiles:
+    """The CAs, broker and service certificates `telecare ca init` makes, for this session."""
+    folder = tmp_path_factory.mktemp("telecare-ca") / "ca"
+    return ca_setup.init(folder, days=30, now=datetime.now(UTC))
+
+
+@pytest.fixture
+def certificate_settings(
+    settings: Settings, ca_files: ca_setup.CaFiles, tmp_path: Path
+) -> Settings:
+    """Devices identified by certificate (TELECARE_BROKER_CREDENTIALS=certificates). The
+    revocation list is the test's own; the reload command leaves a mark per reload."""
+    crl = tmp_path / "device-crl.pem"
+    shutil.copy(ca_files.device_crl, crl)
+    return settings.model_copy(
+        update={
+            "broker_credentials": "certificates",
+            # its own sessions: the plain `service` may run beside it on the same broker
+            "mqtt_client_id": f"test-ingest-{uuid.uuid4().hex[:8]}",
+            "device_ca_cert_file": str(ca_files.device_ca_cert),
+            "device_ca_key_file": str(ca_files.device_ca_key),
+            "device_crl_file": str(crl),
+            "broker_reload_command": f"echo reloaded >> {tmp_path / 'reloads'}",
+            "mqtt_ca_file": str(ca_files.broker_ca_cert),
+        }
+    )
+
+
+@pytest.fixture
+async def certificate_service(certificate_settings: Settings) -> AsyncIterator[Service]:
+    async with Service(certificate_settings) as running:
+        await running.wait_ready()
+        yield running
+
+
+@pytest.fixture
+async def certified_admin(certificate_service: Service) -> AsyncIterator[httpx.AsyncClient]:
+    """An admin of a service whose devices are identified by certificate."""
+    async with await api_client(certificate_service, Role.ADMIN) as client:
+        yield client
 
 
 @pytest.fixture

@@ -10,12 +10,45 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from telecare.api.csv_import import MAX_BYTES, csv_text, parse_rows, too_large
-from telecare.api.deps import CredentialsDep, MetricsDep, PoolDep, TechnicianRole
-from telecare.devices.bulk_import import RowResult, import_devices
+from telecare.api.deps import (
+    CertificatesDep,
+    CredentialsDep,
+    MetricsDep,
+    PoolDep,
+    TechnicianRole,
+)
+from telecare.api.schemas import CertificateBundle, certificate_bundle
+from telecare.devices.bulk_import import FieldError, RowResult, import_devices
+from telecare.devices.certificates import DeviceCertificates
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/devices", tags=["devices"])
+
+
+class ImportedRow(BaseModel):
+    row: int
+    device_id: str | None
+    ok: bool
+    errors: list[FieldError]
+    mqtt_password: str | None = Field(description="rows registered for real only")
+    certificate: CertificateBundle | None = Field(
+        description="with device certificates, rows registered for real only"
+    )
+
+    @classmethod
+    def of(cls, result: RowResult, certificates: DeviceCertificates | None) -> ImportedRow:
+        bundle = None
+        if result.certificate is not None and certificates is not None:
+            bundle = certificate_bundle(result.certificate, certificates)
+        return cls(
+            row=result.row,
+            device_id=result.device_id,
+            ok=result.ok,
+            errors=result.errors,
+            mqtt_password=result.mqtt_password,
+            certificate=bundle,
+        )
 
 
 class ImportSummary(BaseModel):
@@ -23,8 +56,9 @@ class ImportSummary(BaseModel):
     rows: int = Field(description="device rows read from the file")
     ok: int = Field(description="rows registered (dry run: rows that would be)")
     failed: int
-    results: list[RowResult] = Field(
-        description="per row: row, device_id, ok, errors [{field, message}], mqtt_password"
+    results: list[ImportedRow] = Field(
+        description="per row: row, device_id, ok, errors [{field, message}], mqtt_password,"
+        " certificate"
     )
 
 
@@ -61,19 +95,25 @@ async def import_csv(
     pool: PoolDep,
     principal: TechnicianRole,
     credentials: CredentialsDep,
+    certificates: CertificatesDep,
     metrics: MetricsDep,
     dry_run: Annotated[bool, Query(description="check every row, register nothing")] = False,
 ) -> ImportSummary:
     """Register the devices of a CSV file (header: the POST /devices field names).
 
     Each row stands alone: a failed row leaves nothing and does not stop the others. The new
-    devices' MQTT passwords are in this response only.
+    devices' MQTT passwords and certificate bundles are in this response only.
     """
     text = csv_text(await _read_body(request), request.headers.get("content-type", ""))
     rows = parse_rows(text)
     started = time.perf_counter()
     result = await import_devices(
-        pool, rows, dry_run=dry_run, actor=principal.actor, credentials=credentials
+        pool,
+        rows,
+        dry_run=dry_run,
+        actor=principal.actor,
+        credentials=credentials,
+        certificates=certificates,
     )
     log.info(
         "device import rows=%d ok=%d dry_run=%s seconds=%.2f actor=%s",
@@ -90,5 +130,5 @@ async def import_csv(
         rows=len(rows),
         ok=result.registered,
         failed=len(rows) - result.registered,
-        results=result.rows,
+        results=[ImportedRow.of(row, certificates) for row in result.rows],
     )

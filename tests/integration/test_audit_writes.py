@@ -27,6 +27,7 @@ class World:
     operator: httpx.AsyncClient
     devices: Devices
     mqtt: Mqtt
+    certified: httpx.AsyncClient  # an admin where devices are identified by certificate
 
     async def device(self) -> str:
         return str((await self.devices.register())["device_id"])
@@ -78,6 +79,27 @@ async def _rotate(w: World) -> tuple[str, str]:
     return "device.credentials_rotate", device_id
 
 
+async def _certified_device(w: World) -> str:
+    device_id = f"t-{uuid.uuid4().hex[:10]}"
+    body = {"device_id": device_id, "heartbeat_interval_s": 60}
+    answer = await w.certified.post("/devices", json=body)
+    assert answer.status_code == 201, answer.text
+    return device_id
+
+
+async def _reissue(w: World) -> tuple[str, str]:
+    device_id = await _certified_device(w)
+    assert (await w.certified.post(f"/devices/{device_id}/certificate", json={})).is_success
+    return "device.certificate_issue", device_id
+
+
+async def _revoke_certificate(w: World) -> tuple[str, str]:
+    device_id = await _certified_device(w)
+    answer = await w.certified.post(f"/devices/{device_id}/certificate/revoke", json={})
+    assert answer.is_success, answer.text
+    return "device.certificate_revoke", device_id
+
+
 async def _stage(w: World) -> tuple[str, str]:
     device_id = await w.device()
     answer = await w.admin.post(f"/devices/{device_id}/migration", json={"stage": "scheduled"})
@@ -122,6 +144,8 @@ WRITES: dict[tuple[str, str], Write] = {
     ("DELETE", f"{V1}/devices/{{device_id}}"): _decommission,
     ("POST", f"{V1}/devices/{{device_id}}/credentials"): _rotate,
     ("POST", f"{V1}/devices/{{device_id}}/migration"): _stage,
+    ("POST", f"{V1}/devices/{{device_id}}/certificate"): _reissue,
+    ("POST", f"{V1}/devices/{{device_id}}/certificate/revoke"): _revoke_certificate,
     ("POST", f"{V1}/devices/import"): _import,
     ("POST", f"{V1}/tokens"): _token,
     ("DELETE", f"{V1}/tokens/{{token_id}}"): _revoke,
@@ -138,8 +162,9 @@ async def test_every_write_leaves_an_audit_entry(
     operator: httpx.AsyncClient,
     devices: Devices,
     mqtt: Mqtt,
+    certified_admin: httpx.AsyncClient,
 ) -> None:
-    world = World(service, admin, operator, devices, mqtt)
+    world = World(service, admin, operator, devices, mqtt, certified_admin)
     missing = []
     for (method, path), write in WRITES.items():
         action, target_id = await write(world)

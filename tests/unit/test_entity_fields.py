@@ -73,8 +73,12 @@ def test_a_public_class_restates_no_field_but_the_validated_json(
     assert declared_here == restated
 
 
-def test_a_registered_device_is_the_device_with_its_password() -> None:
-    assert _answer_fields(DeviceRegistered) == [*_answer_fields(DevicePublic), "mqtt_password"]
+def test_a_registered_device_is_the_device_with_its_credentials() -> None:
+    assert _answer_fields(DeviceRegistered) == [
+        *_answer_fields(DevicePublic),
+        "mqtt_password",
+        "certificate",
+    ]
 
 
 def _value(hint: Any) -> Any:

@@ -34,6 +34,23 @@ function historyTable(items, kind) {
         .join(" · "))))));
 }
 
+// How the device proves who it is: its certificate in use, its expiry, what was revoked.
+function identityCard(credentials) {
+  const certificates = credentials.certificates;
+  const current = certificates.find((c) => c.status === "active") ?? certificates[0];
+  const days = current && Math.floor((Date.parse(current.not_after) - Date.now()) / 86400e3);
+  const revoked = certificates.filter((c) => c.status === "revoked").length;
+  return h("div", { class: "card" }, h("h2", {}, "Identity"), facts([
+    ["Credentials", credentials.broker_credentials === "certificates" ? "Certificate"
+      : "MQTT password"],
+    ["Certificate", current ? `${current.serial} (${label(current.status)})` : null],
+    ["Expires", current ? `${dateTime(current.not_after)}${current.status === "active"
+      ? ` (in ${days} days)` : ""}` : null],
+    ["Revoked", revoked ? `${revoked} earlier certificate${revoked > 1 ? "s" : ""}` : null],
+    ["Password set", dateTime(credentials.mqtt_password_set_at)],
+  ]));
+}
+
 export class DeviceView {
   constructor(deviceId, store) {
     this.deviceId = deviceId;
@@ -70,17 +87,20 @@ export class DeviceView {
         error.status === 404 ? `No device ${this.deviceId}.` : error.message));
       return;
     }
-    const [buckets, alerts, alarms, migration] = await Promise.all([
+    const [buckets, alerts, alarms, migration, credentials] = await Promise.all([
       all(`/devices/${id}/heartbeats`, { since: from.toISOString(), until: until.toISOString(),
         bucket: this.range.bucket }),
       api("/alerts", { params: { device_id: this.deviceId, limit: 50 } }),
       api("/alarms", { params: { device_id: this.deviceId, limit: 50 } }),
       api(`/devices/${id}/migration`),
+      // technicians and admins only: an operator's page goes without the card
+      api(`/devices/${id}/credentials`).catch(() => null),
     ]);
-    this.render(device, { buckets, since: from, until }, alerts.items, alarms.items, migration);
+    this.render(device, { buckets, since: from, until }, alerts.items, alarms.items, migration,
+      credentials);
   }
 
-  render(device, chart, alerts, alarms, migration) {
+  render(device, chart, alerts, alarms, migration, credentials) {
     const stage = device.migration_stage;
     replace(this.root,
       h("div", { class: "device-head" },
@@ -112,7 +132,8 @@ export class DeviceView {
             label(s)))),
           facts([["Stage", label(stage)], ["Since", dateTime(device.stage_changed_at)],
             ["Next", migration.next_stages.map(label).join(", ")],
-            ["Missing to complete", migration.evidence?.missing?.join("; ")]]))),
+            ["Missing to complete", migration.evidence?.missing?.join("; ")]])),
+        credentials && identityCard(credentials)),
       h("div", { class: "card wide" },
         h("div", { class: "chart-head" }, h("h2", {}, "Battery and signal"),
           h("span", { class: "legend" }, h("span", { class: "key battery" }, "battery %"),

@@ -13,6 +13,7 @@ const NAMES = {
   alarm_unhandled: "Alarm unanswered",
   area_outage: "Area outage",
   alert_writer_stalled: "Alert writer stalled",
+  certificate_expiring: "Certificate expiring",
   never_seen: "Never seen",
   in_progress: "In progress",
 };

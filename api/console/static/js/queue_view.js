@@ -4,7 +4,7 @@
 import { openAction } from "./action_dialog.js";
 import { api } from "./api.js";
 import { announce, h, replace } from "./dom.js";
-import { clock, duration, label, since as age, subject } from "./format.js";
+import { clock, dateTime, duration, label, since as age, subject } from "./format.js";
 import { asksForHelp, since, waiting } from "./priority.js";
 
 function summary(item, kind) {
@@ -32,6 +32,8 @@ function summary(item, kind) {
       ];
     case "alarm_unhandled":
       return [`alarm ${d.alarm_id} (${label(d.event)}) unanswered`];
+    case "certificate_expiring":
+      return [`certificate ${d.serial} ${d.expired ? "expired" : "expires"} ${dateTime(d.not_after)}`];
     case "alert_writer_stalled":
       return [
         d.stalled_s ? `no alert written for ${duration(d.stalled_s)}` : "",
