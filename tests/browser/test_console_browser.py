@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 from playwright.async_api import Page, expect
 
+from telecare.alerts.certificate_expiry import check_certificate_expiry
 from telecare.api.tokens import Role, create_token
 from telecare.service import Service
 from tests.chromium import SCREENSHOTS, chromium, page_errors
@@ -185,3 +187,36 @@ async def test_the_queue_order_and_the_stream_parser_in_the_browser(service: Ser
         {"comment": "keep-alive"},
         {"id": "8", "event": "alert", "data": "{}"},
     ]
+
+
+async def test_a_technician_sees_a_devices_certificate_and_its_expiry_alert(
+    certificate_service: Service, tmp_path: Path
+) -> None:
+    """The device page's identity card, and `certificate_expiring` named in the queue."""
+    service = certificate_service
+    token = await create_token(service.pool, role=Role.TECHNICIAN, name="alice")
+    async with await api_client(service, Role.ADMIN) as admin:
+        device = await Devices(admin).register()
+    device_id, serial = device["device_id"], device["certificate"]["serial"]
+    async with service.pool.connection() as conn:
+        await conn.execute(
+            "UPDATE device_certificates SET not_after = now() + interval '5 days'"
+            " WHERE device_id = %s",
+            [device_id],
+        )
+    await check_certificate_expiry(service.pool, warning_days=30, now=datetime.now(UTC))
+
+    async with chromium() as browser:
+        page = await browser.new_page(viewport=VIEWPORT)  # type: ignore[arg-type]
+        errors = page_errors(page)
+        await _sign_in(page, service, token)
+        row = page.locator(".row", has_text=device_id)
+        await expect(row).to_contain_text("Certificate expiring", timeout=10_000)
+        await expect(row).to_contain_text(f"certificate {serial} expires")
+        await page.goto(f"{service.api_url}/#/device/{device_id}")
+        card = page.locator(".card", has_text="Identity")
+        await expect(card).to_contain_text(f"{serial} (Active)", timeout=10_000)
+        await expect(card).to_contain_text("in 4 days")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(SCREENSHOTS / "device-identity.png"), full_page=True)
+        assert errors == []
