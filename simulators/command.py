@@ -66,7 +66,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FLEET_FILE",
         help="run the devices of a fleet file instead of registering new ones",
     )
-    parser.add_argument("--fleet-file", type=Path, help="where to keep ids and passwords (0600)")
+    parser.add_argument(
+        "--fleet-file",
+        type=Path,
+        help="where to keep ids and passwords (0600); device certificates and keys go to the "
+        "folder beside it (FILE.certs, 0700)",
+    )
     parser.add_argument("--report", type=Path, help="where to write the ground-truth report")
     parser.add_argument(
         "--no-register",
@@ -133,7 +138,8 @@ async def run_simulate(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     except (ApiError, httpx.HTTPError, MqttError, ExceptionGroup) as exc:
         failures = _leaves(exc)
-        if not all(isinstance(e, ApiError | httpx.HTTPError | MqttError) for e in failures):
+        expected = ApiError | httpx.HTTPError | MqttError | ScenarioError
+        if not all(isinstance(e, expected) for e in failures):
             raise
         for failure in failures:
             print(f"simulate: {failure}", file=sys.stderr)

@@ -53,7 +53,7 @@ class Hub:
         self.identity = identity
         self._connect_gate = connect_gate or asyncio.Semaphore(1)
         self.device_id = identity.device_id
-        self._broker = broker
+        self._broker = identity.address(broker)
         self._timeline = timeline
         self._stats = stats
         self._rng = rng
@@ -141,6 +141,11 @@ class Hub:
         return True
 
     @property
+    def broker(self) -> BrokerAddress:
+        """Where this hub connects, and with which certificate, if it has one."""
+        return self._broker
+
+    @property
     def unacknowledged(self) -> list[str]:
         """msg_ids of the alarms still waiting for the backend's ack."""
         return list(self._pending)
@@ -168,7 +173,7 @@ class Hub:
                     conn = await connect(
                         self._broker,
                         client_id=self.device_id,
-                        username=self.device_id,
+                        username=self.identity.username,
                         password=self.identity.password,
                         will=Will(self._topics[MessageKind.STATUS], WILL_PAYLOAD),
                         on_message=self._on_message,

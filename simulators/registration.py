@@ -1,7 +1,9 @@
 """Registering the fleet through the API (concurrently), or attaching to a fleet file.
 
 The fleet file (JSON, mode 0600: it holds MQTT passwords) lists every device with its password
-and scenario group, so `telecare simulate --attach FILE` runs the same devices again.
+or, when the backend issues device certificates, the paths of its certificate files (kept
+beside it: simulators/certificates.py), and its scenario group, so `telecare simulate --attach
+FILE` runs the same devices again.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ import httpx
 
 from telecare.protocol.messages import is_valid_device_id
 from telecare.simulators.api_client import Api, ApiError
+from telecare.simulators.certificates import CertificateFolder
 from telecare.simulators.scenario import Scenario
 from telecare.simulators.scenario_errors import ScenarioError
 
@@ -35,6 +38,11 @@ class FleetDevice:
     postcode: str | None
     network: str
     password: str | None = None
+    # With device certificates: the files the hub connects with (no password then); `ca_file`
+    # is the broker CA of the registration's bundle (None: TELECARE_MQTT_CA_FILE).
+    cert_file: str | None = None
+    key_file: str | None = None
+    ca_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,15 +103,21 @@ async def register_fleet(
     devices: list[FleetDevice],
     *,
     attach: bool,
+    certificates: CertificateFolder,
     on_registered: Callable[[Registered], None] | None = None,
 ) -> list[Registered]:
     """Register each device (or, attaching, read it back); bounded concurrency.
 
-    `on_registered` is called for each device as soon as the registry has it.
+    A certificate bundle in the answer is written to `certificates`; `on_registered` is called
+    for each device as soon as the registry has it.
     """
     groups = {g.name: g for g in scenario.groups}
     gate = asyncio.Semaphore(REGISTER_CONCURRENCY)
-    can_rotate = await api.has("post", "/devices/{device_id}/credentials")
+    renew = Renewal(
+        rotate=await api.has("post", "/devices/{device_id}/credentials"),
+        reissue=await api.has("post", "/devices/{device_id}/certificate"),
+        folder=certificates,
+    )
 
     async def one(device: FleetDevice) -> Registered:
         async with gate:
@@ -128,27 +142,41 @@ async def register_fleet(
         response = await api.post("/devices", body)
         if response.status_code == httpx.codes.CREATED:
             answer = response.json()
-            return _registered(_with(device, answer["mqtt_password"]), answer)
+            if answer.get("certificate"):
+                return _registered(certificates.keep(device, answer["certificate"]), answer)
+            return _registered(replace(device, password=answer["mqtt_password"]), answer)
         if response.status_code != httpx.codes.CONFLICT:
             raise ApiError(f"registering {device.device_id}", response)
-        return await _reuse(api, device, can_rotate=can_rotate)
+        return await _reuse(api, device, renew)
 
     return list(await asyncio.gather(*(one(d) for d in devices)))
 
 
-async def _reuse(api: Api, device: FleetDevice, *, can_rotate: bool) -> Registered:
-    """An id already registered: take it as the registry has it, with a fresh password if we can."""
-    password = device.password
-    if can_rotate:
+@dataclass(frozen=True)
+class Renewal:
+    """What a backend offers for a device registered before: a new password, a new
+    certificate (which revokes the old one), or neither."""
+
+    rotate: bool
+    reissue: bool
+    folder: CertificateFolder
+
+
+async def _reuse(api: Api, device: FleetDevice, renew: Renewal) -> Registered:
+    """An id already registered: take it as the registry has it, with a fresh certificate or
+    password if we can (a 409 to the certificate: the backend does not issue them)."""
+    if renew.reissue:
+        response = await api.post(f"/devices/{device.device_id}/certificate", {})
+        if response.is_success:
+            device = renew.folder.keep(device, response.json())
+        elif response.status_code != httpx.codes.CONFLICT:
+            raise ApiError(f"re-issuing the certificate of {device.device_id}", response)
+    if device.cert_file is None and renew.rotate:
         response = await api.post(f"/devices/{device.device_id}/credentials")
         if response.is_success:
-            password = response.json().get("mqtt_password", password)
+            device = replace(device, password=response.json().get("mqtt_password", device.password))
     log.info("device already registered, reusing it device=%s", device.device_id)
-    return _registered(_with(device, password), await api.get(f"/devices/{device.device_id}"))
-
-
-def _with(device: FleetDevice, password: str | None) -> FleetDevice:
-    return FleetDevice(device.device_id, device.group, device.postcode, device.network, password)
+    return _registered(device, await api.get(f"/devices/{device.device_id}"))
 
 
 def _registered(device: FleetDevice, answer: dict[str, Any]) -> Registered:

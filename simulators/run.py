@@ -15,6 +15,7 @@ from typing import Any
 from telecare.core.mqtt_url import BrokerAddress
 from telecare.simulators.api_client import Api
 from telecare.simulators.bad_actors import BadActor, detect_broker_mode
+from telecare.simulators.certificates import CertificateFolder
 from telecare.simulators.fleet_stats import FleetStats
 from telecare.simulators.hub import Hub
 from telecare.simulators.hub_parts import HubIdentity
@@ -30,7 +31,7 @@ from telecare.simulators.scenario import Scenario
 from telecare.simulators.scenario_errors import ScenarioError
 from telecare.simulators.scenario_events import Do
 from telecare.simulators.timeline import Timeline
-from telecare.simulators.truth.expect import Tolerance
+from telecare.simulators.truth.expect import Tolerance, iso
 from telecare.simulators.truth.report import build_report, write_report
 from telecare.simulators.truth.thresholds import Rules
 
@@ -104,30 +105,40 @@ async def run_scenario(options: RunOptions) -> dict[str, Any]:
             else plan_fleet(scenario, options.prefix)
         )
 
+        certificates = CertificateFolder.for_run(options.fleet_file)
+
         async def register(start: Callable[[Registered], None]) -> list[Registered]:
             """Each hub powers on as soon as its device is registered, as an installer's does."""
             begun = time.monotonic()
             registered = await register_fleet(
-                api, scenario, planned, attach=bool(options.attach), on_registered=start
+                api,
+                scenario,
+                planned,
+                attach=bool(options.attach),
+                certificates=certificates,
+                on_registered=start,
             )
+            kept = certificates.directory
             options.say(
                 f"{'attached to' if options.attach else 'registered'} {len(registered)} devices "
                 f"in {time.monotonic() - begun:.1f} s"
+                + (f"; their certificates and keys are in {kept}" if kept else "")
             )
             if options.fleet_file is not None:
                 devices = [r.device for r in registered]
                 write_fleet_file(options.fleet_file, options.api_url or "", devices)
             return registered
 
-        return await _run(
-            options,
-            len(planned),
-            register,
-            rules,
-            started_at,
-            api,
-            operator if options.operator_token else None,
-        )
+        with certificates:  # a temporary folder's keys go when the run ends
+            return await _run(
+                options,
+                len(planned),
+                register,
+                rules,
+                started_at,
+                api,
+                operator if options.operator_token else None,
+            )
 
 
 async def _run(
@@ -174,6 +185,9 @@ async def _run(
                 groups[r.device.group],
                 r.device.network,
                 r.interval_s,
+                cert_file=r.device.cert_file,
+                key_file=r.device.key_file,
+                ca_file=r.device.ca_file,
             )
             hub = Hub(identity, options.broker, timeline, stats, _child_rng(rng), gate)
             hubs[r.device.group].append(hub)
@@ -213,6 +227,7 @@ async def _run(
         "stats": {k: v for k, v in vars(stats).items() if not k.startswith("_")},
         "errors": player.errors,
         "service_outages": timeline.outages,
+        "intruders": [{**i, "at": iso(i["t"])} for i in timeline.intruders],
     }
     report = _report(options, run, registered, timeline, rules, others)
     if options.report_path is not None:

@@ -15,6 +15,11 @@ are handed to the socket, so the backend's receive time is never earlier.
 | `alarm` | msg_id, event | an alarm's first send |
 | `ack` | msg_id, result | the backend's ack for it arrived |
 
+`quarantine` holds the messages the backend must (or may) refuse, `spoofed` the alarms a device
+published under another's id (`dropped`: the broker enforces per-device credentials and must
+drop it, so one stored is a failure; otherwise the backend cannot tell and stores it), and
+`intruders` the unregistered clients that tried the broker (`accepted`: it let them in).
+
 `outages` holds the service's restarts: from the moment it was told to stop to the moment it
 answered /healthz again. Messages sent in between waited at the broker.
 """
@@ -34,6 +39,7 @@ class Timeline:
     events: dict[str, list[Event]] = field(default_factory=lambda: defaultdict(list))
     quarantine: list[dict[str, Any]] = field(default_factory=list)
     spoofed: list[dict[str, Any]] = field(default_factory=list)
+    intruders: list[dict[str, Any]] = field(default_factory=list)
     outages: list[tuple[float, float]] = field(default_factory=list)
     recording: bool = True  # off for runs without a report (--no-register): memory stays flat
 
@@ -48,7 +54,9 @@ class Timeline:
             {"t": time.time(), "topic": topic, "reason": reason, "required": required, "why": why}
         )
 
-    def record_spoof(self, posing_as: str, sender: str, msg_id: str, kind: str) -> None:
+    def record_spoof(
+        self, posing_as: str, sender: str, msg_id: str, kind: str, *, dropped: bool
+    ) -> None:
         self.spoofed.append(
             {
                 "t": time.time(),
@@ -56,6 +64,21 @@ class Timeline:
                 "sender": sender,
                 "msg_id": msg_id,
                 "kind": kind,
+                "dropped": dropped,
+            }
+        )
+
+    def record_intruder(
+        self, client_id: str, credential: str, *, accepted: bool, error: str | None = None
+    ) -> None:
+        """An unregistered client's CONNECT: `credential` is what it offered."""
+        self.intruders.append(
+            {
+                "t": time.time(),
+                "client_id": client_id,
+                "credential": credential,
+                "accepted": accepted,
+                "error": error,
             }
         )
 

@@ -103,6 +103,7 @@ async def check_report(
     )
     await _check_alarms(report, api, checked.alarms, started, result)
     await _check_quarantine(report, api, started, tolerance, result)
+    _check_intruders(report, result)
     for line in result.lines():
         out(line)
     out(
@@ -156,11 +157,27 @@ async def _check_alarms(
             )
         elif rows:
             result.false.append(f"{what}: stored, although the broker enforces credentials")
+        elif not open_broker:
+            result.matched += 1  # dropped by the broker, as it must be
     for (device_id, msg_id), rows in stored.items():
         result.false.append(
             f"{device_id} alarm {msg_id} ({rows[0]['event']}) stored at "
             f"{rows[0]['received_at']}: the simulator never sent it"
         )
+
+
+def _check_intruders(report: dict[str, Any], result: CheckResult) -> None:
+    """An unregistered client let in by a broker that enforces credentials is a failure."""
+    if report["broker"]["mode"] == "open":
+        return
+    for intruder in report.get("intruders", []):
+        if intruder["accepted"]:
+            result.false.append(
+                f"unregistered client {intruder['client_id']} ({intruder['credential']}) was "
+                f"let in at {intruder['at']}, although the broker enforces credentials"
+            )
+        else:
+            result.matched += 1
 
 
 async def _check_quarantine(
