@@ -16,6 +16,7 @@ from telecare.api.tokens import TokenAlreadyRevoked, TokenNotFound
 from telecare.devices.device_ca import CertificateRequestInvalid
 from telecare.devices.errors import (
     BrokerUnavailable,
+    CredentialUnavailable,
     DeviceAlreadyRegistered,
     DeviceDecommissioned,
     DeviceNotFound,
@@ -33,6 +34,7 @@ _STATUS: dict[type[Exception], int] = {
     TokenAlreadyRevoked: status.HTTP_409_CONFLICT,
     MissingEvidence: status.HTTP_409_CONFLICT,
     NoActiveCertificate: status.HTTP_409_CONFLICT,
+    CredentialUnavailable: status.HTTP_422_UNPROCESSABLE_CONTENT,
     CertificateRequestInvalid: status.HTTP_422_UNPROCESSABLE_CONTENT,
     BrokerUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
 }
@@ -42,8 +44,11 @@ async def _answer(_: Request, exc: Exception) -> JSONResponse:
     content: dict[str, object] = {"detail": str(exc)}
     if isinstance(exc, MissingEvidence):
         content["missing"] = exc.missing
-    if isinstance(exc, CertificateRequestInvalid):  # the same shape as any invalid field
-        error = {"type": "csr_invalid", "loc": ["body", "csr"], "msg": str(exc), "input": None}
+    if isinstance(exc, CertificateRequestInvalid | CredentialUnavailable):  # as a bad field
+        field, kind = ("csr", "csr_invalid")
+        if isinstance(exc, CredentialUnavailable):
+            field, kind = ("credential", "credential_unavailable")
+        error = {"type": kind, "loc": ["body", field], "msg": str(exc), "input": None}
         return JSONResponse({"detail": [error]}, status.HTTP_422_UNPROCESSABLE_CONTENT)
     if isinstance(exc, BrokerUnavailable):
         content["detail"] = f"broker credentials not changed, nothing was saved: {exc}"

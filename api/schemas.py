@@ -59,6 +59,12 @@ class DeviceCreate(_DeviceDetails):
     device_id: Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]
     heartbeat_interval_s: Interval
     migration_stage: MigrationStage = "analogue"
+    credential: Literal["certificate", "password"] | None = Field(
+        default=None,
+        description="how the device will prove who it is; default: a certificate where device"
+        " certificates are in use, else a password. `password` with certificates needs the"
+        " broker's password listener (TELECARE_BROKER_PASSWORD_FILE)",
+    )
 
     @field_validator("device_id")
     @classmethod

@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     device_ca_key_file: str | None = None
     device_crl_file: str | None = None
     broker_reload_command: str | None = None
+    # Where devices without a client certificate are let in by password: the Mosquitto password
+    # file the backend renders (devices/password_file.py) for the broker's password listener.
+    # Unset: every device must have a certificate.
+    broker_password_file: str | None = None
     device_certificate_days: int = Field(default=730, ge=1, le=3650)
     # A device certificate this close to its expiry raises `certificate_expiring`.
     certificate_expiry_warning_days: int = Field(default=30, ge=1, le=365)

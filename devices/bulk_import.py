@@ -27,9 +27,15 @@ from telecare.db.pool import Pool
 from telecare.devices.certificates import DeviceCertificates
 from telecare.devices.credentials import BrokerCredentials, DeviceSecret
 from telecare.devices.device_ca import IssuedCertificate
-from telecare.devices.errors import BrokerUnavailable
-from telecare.devices.passwords import hash_password, new_password
-from telecare.devices.registry import NewDevice, insert_devices
+from telecare.devices.errors import BrokerUnavailable, CredentialUnavailable
+from telecare.devices.passwords import new_password
+from telecare.devices.registry import (
+    NewDevice,
+    StoredCredential,
+    insert_devices,
+    stored_credential,
+    touch_password_file,
+)
 
 
 @dataclass(frozen=True)
@@ -88,26 +94,42 @@ async def import_devices(
     repeated = _repeated_ids(rows)
     checked: dict[int, list[FieldError]] = {}
     secrets: dict[int, DeviceSecret] = {}
-    candidates: list[tuple[NewDevice, str]] = []
+    candidates: list[tuple[NewDevice, StoredCredential]] = []
     for row in rows:
         errors = list(row.errors)
         if row.device_id in repeated:
             others = ", ".join(str(n) for n in repeated[row.device_id] if n != row.row)
             errors.append(FieldError("device_id", f"the same device_id is also in row {others}"))
-        checked[row.row] = errors
+        password = new_password()
+        stored = None
         if not errors and row.device is not None:
-            secrets[row.row] = DeviceSecret(row.device.device_id, new_password())
-            candidates.append((row.device, hash_password(secrets[row.row].password)))
+            try:
+                stored = stored_credential(row.device, password, certificates)
+            except CredentialUnavailable as exc:
+                errors.append(FieldError("credential", str(exc)))
+        checked[row.row] = errors
+        if stored is not None and row.device is not None:
+            secrets[row.row] = DeviceSecret(row.device.device_id, password)
+            candidates.append((row.device, stored))
+    kinds = {new.device_id: stored.kind for new, stored in candidates}
     async with pool.connection() as conn, conn.transaction(force_rollback=dry_run):
         inserted = await insert_devices(conn, candidates, actor=actor) if candidates else set()
         made = [secret for secret in secrets.values() if secret.device_id in inserted]
         issued: dict[str, IssuedCertificate] = {}
+        with_password_file = any(
+            stored.broker_hash is not None and new.device_id in inserted
+            for new, stored in candidates
+        )
         if made and not dry_run:
             await _add_to_broker(credentials, made)
             if certificates is not None:
                 issued = await certificates.issue_many(
-                    conn, [secret.device_id for secret in made], actor=actor
+                    conn,
+                    [s.device_id for s in made if kinds[s.device_id] == "certificate"],
+                    actor=actor,
                 )
+            if with_password_file:
+                await touch_password_file(conn)
         if made:
             await audit.record(
                 conn,
@@ -117,6 +139,8 @@ async def import_devices(
                 target_id=None,
                 details={"rows": len(rows), "registered": len(made), "dry_run": dry_run},
             )
+    if with_password_file and not dry_run and certificates is not None:
+        certificates.changed()
     return ImportResult(
         dry_run, [_result(r, checked[r.row], secrets, inserted, issued, dry_run) for r in rows]
     )

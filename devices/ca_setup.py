@@ -37,6 +37,9 @@ DEVICE_CA = "device-ca"
 BROKER_CA = "broker-ca"
 BROKER = "broker"
 DEVICE_CRL = "device-crl.pem"
+# Devices without a client certificate (the broker's password listener): empty at first, then
+# rendered by the backend (devices/broker_files.py).
+DEVICE_PASSWORDS = "device-passwords"
 INGEST = "telecare.ingest"
 API = "telecare.api"
 SERVICES = (INGEST, API)
@@ -65,6 +68,7 @@ class CaFiles:
     device_ca_cert: Path
     device_ca_key: Path
     device_crl: Path
+    device_passwords: Path
     broker_ca_cert: Path
     broker_ca_key: Path
     broker_cert: Path
@@ -76,6 +80,7 @@ class CaFiles:
             self.device_ca_cert,
             self.device_ca_key,
             self.device_crl,
+            self.device_passwords,
             self.broker_ca_cert,
             self.broker_ca_key,
             self.broker_cert,
@@ -123,6 +128,7 @@ def init(
 
     crl = DeviceCA.load(*device_ca_files).revocation_list([], now=now, valid_for=CRL_VALID_FOR)
     write_atomically(directory / DEVICE_CRL, crl, CERT_MODE)
+    write_atomically(directory / DEVICE_PASSWORDS, "", CERT_MODE)
 
     services = {
         name: issue_service_certificate(directory, name, days=days, now=now) for name in SERVICES
@@ -132,6 +138,7 @@ def init(
         device_ca_cert=device_ca_files[0],
         device_ca_key=device_ca_files[1],
         device_crl=directory / DEVICE_CRL,
+        device_passwords=directory / DEVICE_PASSWORDS,
         broker_ca_cert=directory / f"{BROKER_CA}.pem",
         broker_ca_key=directory / f"{BROKER_CA}.key",
         broker_cert=broker_files[0],
@@ -182,6 +189,7 @@ def env_lines(files: CaFiles, *, broker_host: str, service: str = INGEST) -> lis
         f"TELECARE_DEVICE_CA_CERT_FILE={files.device_ca_cert}",
         f"TELECARE_DEVICE_CA_KEY_FILE={files.device_ca_key}",
         f"TELECARE_DEVICE_CRL_FILE={files.device_crl}",
+        f"TELECARE_BROKER_PASSWORD_FILE={files.device_passwords}",
         "TELECARE_BROKER_RELOAD_COMMAND='systemctl reload mosquitto'",
     ]
 

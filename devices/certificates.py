@@ -4,7 +4,7 @@ The database row of a certificate (serial, fingerprint, validity, who issued it,
 why it was revoked) is written in the same transaction as the change that caused it, with its
 audit entry, so a certificate is never in the hands of a device without the registry knowing
 it, and a revocation is never lost. What reaches the broker comes after the commit: the
-revocation list is rebuilt from these rows (devices/crl_publisher.py), so a revocation whose
+revocation list is rebuilt from these rows (devices/broker_files.py), so a revocation whose
 publishing failed is published by the next attempt, whatever process makes it.
 
 Neither the certificate nor a private key is kept: the bundle is shown once, and a lost one is
@@ -62,8 +62,9 @@ def serial_hex(serial: int) -> str:
 
 class DeviceCertificates:
     """Issues and revokes device certificates for the registry (TELECARE_BROKER_CREDENTIALS=
-    certificates). `revoked` is called after a commit that revoked something, to publish the
-    revocation list at once rather than at the publisher's next look."""
+    certificates). `changed` is called after a commit that changed what the broker reads from
+    the backend (a revocation, a password device), to publish it at once rather than at the
+    publisher's next look (devices/broker_files.py)."""
 
     def __init__(
         self,
@@ -71,16 +72,23 @@ class DeviceCertificates:
         *,
         days: int,
         broker_ca_pem: str | None,
-        revoked: Callable[[], None] = lambda: None,
+        password_file: str | None = None,
+        changed: Callable[[], None] = lambda: None,
     ) -> None:
         self.ca = ca
         self.days = days
         self.broker_ca_pem = broker_ca_pem
-        self.revoked = revoked
+        self.password_file = password_file
+        self.changed = changed
+
+    @property
+    def passwords_enabled(self) -> bool:
+        """Whether devices without a certificate may connect with a password here."""
+        return self.password_file is not None
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, revoked: Callable[[], None] = lambda: None
+        cls, settings: Settings, *, changed: Callable[[], None] = lambda: None
     ) -> DeviceCertificates:
         assert settings.device_ca_cert_file and settings.device_ca_key_file  # Settings checks
         broker_ca = None
@@ -91,7 +99,8 @@ class DeviceCertificates:
             DeviceCA.load(settings.device_ca_cert_file, settings.device_ca_key_file),
             days=settings.device_certificate_days,
             broker_ca_pem=broker_ca,
-            revoked=revoked,
+            password_file=settings.broker_password_file,
+            changed=changed,
         )
 
     async def issue(

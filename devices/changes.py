@@ -21,10 +21,11 @@ from telecare.devices.certificates import DeviceCertificates, RevocationReason, 
 from telecare.devices.credentials import BrokerCredentials
 from telecare.devices.device_ca import IssuedCertificate
 from telecare.devices.errors import NoActiveCertificate
+from telecare.devices.password_file import mosquitto_hash
 from telecare.devices.passwords import hash_password, new_password
 from telecare.devices.postcodes import postcode_district
 from telecare.devices.records import DeviceRecord
-from telecare.devices.registry import fetch_device, lock_active_device
+from telecare.devices.registry import fetch_device, lock_active_device, touch_password_file
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +124,11 @@ async def decommission_device(
         await credentials.remove(device_id)
         revoked = await revoke_active(conn, device_id, actor=actor, reason="decommissioned")
         decommissioned = await fetch_device(conn, device_id)
-    if revoked and certificates is not None:
-        certificates.revoked()
+        in_password_file = _in_password_file(decommissioned, certificates)
+        if in_password_file:
+            await touch_password_file(conn)
+    if (revoked or in_password_file) and certificates is not None:
+        certificates.changed()
     log.info("device decommissioned device=%s actor=%s", device_id, actor.name)
     return decommissioned
 
@@ -144,7 +148,7 @@ async def reissue_certificate(
         revoked = await revoke_active(conn, device_id, actor=actor, reason="superseded")
         issued = await certificates.issue(conn, device_id, csr_pem=csr_pem, actor=actor)
     if revoked:
-        certificates.revoked()
+        certificates.changed()
     return issued
 
 
@@ -163,21 +167,42 @@ async def revoke_certificates(
         revoked = await revoke_active(conn, device_id, actor=actor, reason=reason)
         if not revoked:
             raise NoActiveCertificate(device_id)
-    certificates.revoked()
+    certificates.changed()
     return revoked
 
 
+def _in_password_file(device: DeviceRecord, certificates: DeviceCertificates | None) -> bool:
+    return (
+        certificates is not None
+        and certificates.passwords_enabled
+        and device.credential_kind == "password"
+    )
+
+
 async def rotate_credentials(
-    pool: Pool, device_id: str, *, actor: audit.Actor, credentials: BrokerCredentials
+    pool: Pool,
+    device_id: str,
+    *,
+    actor: audit.Actor,
+    credentials: BrokerCredentials,
+    certificates: DeviceCertificates | None = None,
 ) -> NewCredentials:
-    """A new MQTT password, shown once; the old one stops working at the broker at once."""
+    """A new MQTT password, shown once; the old one stops working at the broker at once (with
+    the password file: once the file is rewritten, a few seconds later, when the broker also
+    closes a connection made with the old one)."""
     password = new_password()
     async with pool.connection() as conn, conn.transaction():
-        await lock_active_device(conn, device_id)
+        device = await lock_active_device(conn, device_id)
+        in_password_file = _in_password_file(device, certificates)
         cur = await conn.execute(
-            "UPDATE devices SET mqtt_password_hash = %s, mqtt_password_set_at = now(),"
-            " updated_at = now() WHERE device_id = %s RETURNING mqtt_password_set_at",
-            [hash_password(password), device_id],
+            "UPDATE devices SET mqtt_password_hash = %s, mqtt_password_broker = %s,"
+            " mqtt_password_set_at = now(), updated_at = now() WHERE device_id = %s"
+            " RETURNING mqtt_password_set_at",
+            [
+                hash_password(password),
+                mosquitto_hash(password) if in_password_file else None,
+                device_id,
+            ],
         )
         row = await cur.fetchone()
         assert row is not None
@@ -189,5 +214,9 @@ async def rotate_credentials(
             target_id=device_id,
         )
         await credentials.set_password(device_id, password)
+        if in_password_file:
+            await touch_password_file(conn)
+    if in_password_file and certificates is not None:
+        certificates.changed()
     log.info("device credentials rotated device=%s actor=%s", device_id, actor.name)
     return NewCredentials(device_id, password, row[0])

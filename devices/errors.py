@@ -48,6 +48,10 @@ class MissingEvidence(ValueError):
         self.missing = list(missing)
 
 
+class CredentialUnavailable(ValueError):
+    """The deployment offers no credential of the kind asked for (`credential` field)."""
+
+
 class NoActiveCertificate(ValueError):
     def __init__(self, device_id: str) -> None:
         super().__init__(f"device {device_id!r} has no certificate in use to revoke")

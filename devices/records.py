@@ -61,6 +61,9 @@ class DeviceRecord:
     updated_at: Annotated[datetime, INTERNAL]
     decommissioned_at: datetime | None
     mqtt_password_set_at: datetime
+    credential_kind: Annotated[
+        str, Field(description="how the device proves who it is: `certificate` or `password`")
+    ]
     status: str
     heartbeat_deadline_at: Annotated[
         datetime,

@@ -19,10 +19,12 @@ from telecare.devices.credentials import BrokerCredentials, DeviceSecret, NoBrok
 from telecare.devices.device_ca import IssuedCertificate
 from telecare.devices.errors import (
     BrokerUnavailable,
+    CredentialUnavailable,
     DeviceAlreadyRegistered,
     DeviceDecommissioned,
     DeviceNotFound,
 )
+from telecare.devices.password_file import mosquitto_hash
 from telecare.devices.passwords import hash_password, new_password
 from telecare.devices.postcodes import postcode_district
 from telecare.devices.records import (
@@ -50,6 +52,36 @@ class NewDevice:
     address: str | None = None
     postcode: str | None = None
     migration_stage: str = "analogue"
+    # how it proves who it is: `certificate` or `password`; None = the deployment's default
+    credential: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredCredential:
+    """What the registry keeps of a new device's credential (never the password itself)."""
+
+    kind: str  # certificate or password
+    password_hash: str  # SHA-256 of its MQTT password (devices/passwords.py)
+    broker_hash: str | None = None  # the password file's line, for a password device
+
+
+def stored_credential(
+    new: NewDevice, password: str, certificates: DeviceCertificates | None
+) -> StoredCredential:
+    """Which credential the device gets here; CredentialUnavailable if the deployment has none
+    of the kind asked for."""
+    if certificates is None:
+        if new.credential == "certificate":
+            raise CredentialUnavailable("device certificates are not in use on this deployment")
+        return StoredCredential("password", hash_password(password))
+    kind = new.credential or "certificate"
+    if kind == "certificate":
+        return StoredCredential(kind, hash_password(password))
+    if not certificates.passwords_enabled:
+        raise CredentialUnavailable(
+            "devices with passwords are not enabled here (TELECARE_BROKER_PASSWORD_FILE)"
+        )
+    return StoredCredential(kind, hash_password(password), mosquitto_hash(password))
 
 
 @dataclass(frozen=True)
@@ -72,20 +104,27 @@ async def register_device(
     nothing is). With `certificates`, the certificate is signed from `csr_pem`, or with a key
     generated here when there is none (CertificateRequestInvalid: nothing registered)."""
     password = new_password()
+    stored = stored_credential(new, password, certificates)
     certificate = None
     async with pool.connection() as conn, conn.transaction():
-        if not await insert_devices(conn, [(new, hash_password(password))], actor=actor):
+        if not await insert_devices(conn, [(new, stored)], actor=actor):
             raise DeviceAlreadyRegistered(new.device_id)
         refused = await (credentials or NoBrokerCredentials()).add(
             [DeviceSecret(new.device_id, password)]
         )
         if refused:
             raise BrokerUnavailable(f"broker refused device {new.device_id!r}: {refused}")
-        if certificates is not None:
+        if stored.kind == "certificate" and certificates is not None:
             certificate = await certificates.issue(
                 conn, new.device_id, csr_pem=csr_pem, actor=actor
             )
+        elif csr_pem is not None:
+            raise CredentialUnavailable("a device with a password has no certificate request")
+        if stored.broker_hash is not None:
+            await touch_password_file(conn)
         device = await fetch_device(conn, new.device_id)
+    if stored.broker_hash is not None and certificates is not None:
+        certificates.changed()
     log.info("device registered device=%s actor=%s", new.device_id, actor.name)
     return Registered(device, password, certificate)
 
@@ -95,14 +134,15 @@ WITH given AS (
     SELECT * FROM jsonb_to_recordset(%(rows)s) AS r(
         device_id text, serial text, model text, manufacturer text, resident_ref text,
         address text, postcode text, postcode_district text, heartbeat_interval_s integer,
-        heartbeat_grace_s integer, migration_stage text, mqtt_password_hash text)
+        heartbeat_grace_s integer, migration_stage text, mqtt_password_hash text,
+        credential_kind text, mqtt_password_broker text)
 ), inserted AS (
     INSERT INTO devices (device_id, serial, model, manufacturer, resident_ref, address,
         postcode, postcode_district, heartbeat_interval_s, heartbeat_grace_s, migration_stage,
-        mqtt_password_hash)
+        mqtt_password_hash, credential_kind, mqtt_password_broker)
     SELECT device_id, serial, model, manufacturer, resident_ref, address, postcode,
         postcode_district, heartbeat_interval_s, heartbeat_grace_s, migration_stage,
-        mqtt_password_hash
+        mqtt_password_hash, credential_kind, mqtt_password_broker
     FROM given
     ON CONFLICT (device_id) DO NOTHING
     RETURNING device_id, migration_stage
@@ -116,11 +156,11 @@ SELECT device_id, migration_stage FROM inserted
 
 async def insert_devices(
     conn: psycopg.AsyncConnection,
-    devices: Sequence[tuple[NewDevice, str]],
+    devices: Sequence[tuple[NewDevice, StoredCredential]],
     *,
     actor: audit.Actor,
 ) -> set[str]:
-    """Insert (device, password hash) pairs whose id is not registered yet, each with its
+    """Insert (device, credential) pairs whose id is not registered yet, each with its
     first migration-history entry, audit entry and change notification, in a few statements
     whatever the count. The ids inserted; the others were already registered.
 
@@ -130,9 +170,11 @@ async def insert_devices(
         {
             **asdict(new),
             "postcode_district": postcode_district(new.postcode) if new.postcode else None,
-            "mqtt_password_hash": password_hash,
+            "mqtt_password_hash": stored.password_hash,
+            "credential_kind": stored.kind,
+            "mqtt_password_broker": stored.broker_hash,
         }
-        for new, password_hash in devices
+        for new, stored in devices
     ]
     cur = await conn.execute(_INSERT, {"rows": Jsonb(rows), "actor": actor.name})
     inserted: dict[str, str] = dict(await cur.fetchall())
@@ -148,6 +190,11 @@ async def insert_devices(
         [DEVICE_CHANGED, list(inserted)],
     )
     return set(inserted)
+
+
+async def touch_password_file(conn: psycopg.AsyncConnection) -> None:
+    """The password file needs rewriting: seen by the publisher once this commits."""
+    await conn.execute("UPDATE broker_file_changes SET changed_at = now() WHERE name = 'passwords'")
 
 
 _ONE = sql.SQL("SELECT {} FROM {} WHERE d.device_id = %s").format(

@@ -27,11 +27,11 @@ from telecare.core.metrics import Metrics
 from telecare.core.settings import Settings
 from telecare.db import audit
 from telecare.db.pool import Pool, open_pool
+from telecare.devices.broker_files import BrokerFilesPublisher
 from telecare.devices.bulk_import import import_devices
 from telecare.devices.certificates import DeviceCertificates, device_certificates, serial_hex
 from telecare.devices.changes import reissue_certificate, revoke_certificates
 from telecare.devices.credentials import NoBrokerCredentials
-from telecare.devices.crl_publisher import CrlPublisher
 from telecare.devices.device_ca import IssuedCertificate
 from telecare.devices.registry import NewDevice, fetch_device, register_device
 
@@ -48,6 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     register.add_argument("--model")
     register.add_argument("--migration-stage", default="analogue")
     register.add_argument("--csr", type=Path, help="the device's certificate request (PEM)")
+    register.add_argument(
+        "--credential",
+        choices=["certificate", "password"],
+        help="a device that cannot present a certificate: `password` (default: certificate"
+        " where certificates are in use)",
+    )
     register.add_argument("--out", type=Path, help=_OUT_HELP)
 
     bulk = commands.add_parser("import", help="register the devices of a CSV file")
@@ -84,8 +90,10 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
     elif args.device_command in {"reissue", "revoke"} or getattr(args, "csr", None):
         print("device certificates are not in use (TELECARE_BROKER_CREDENTIALS)", file=sys.stderr)
         return 2
-    writes_bundles = args.device_command in {"register", "import"} and not getattr(
-        args, "dry_run", False
+    writes_bundles = (
+        args.device_command in {"register", "import"}
+        and not getattr(args, "dry_run", False)
+        and getattr(args, "credential", None) != "password"
     )
     if certificates is not None and writes_bundles and getattr(args, "out", None) is None:
         print("--out DIR is needed: the certificate bundles are written there", file=sys.stderr)
@@ -110,7 +118,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
                     pool, args.device_id, reason=args.reason, actor=audit.CLI,
                     certificates=certificates,
                 )  # fmt: skip
-                publisher = CrlPublisher(settings, pool, Metrics(), certificates.ca)
+                publisher = BrokerFilesPublisher(settings, pool, Metrics(), certificates.ca)
                 published = await publisher.publish_if_needed()
                 summary = {
                     "device_id": args.device_id,
@@ -134,6 +142,7 @@ async def _register(
             "postcode": args.postcode,
             "model": args.model,
             "migration_stage": args.migration_stage,
+            "credential": args.credential,
         }
     )
     new = NewDevice(**valid.model_dump())

@@ -27,9 +27,9 @@ from telecare.core.settings import ROLES, Settings
 from telecare.db.migrations.runner import upgrade
 from telecare.db.pool import Pool, open_pool
 from telecare.db.retention import RetentionPolicy, prune_daily
+from telecare.devices.broker_files import BrokerFilesPublisher
 from telecare.devices.certificates import DeviceCertificates
 from telecare.devices.credentials import BrokerCredentials, NoBrokerCredentials
-from telecare.devices.crl_publisher import CrlPublisher
 from telecare.devices.dynsec import DynsecCredentials
 from telecare.ingest.consumer import Ingest
 from telecare.protocol.canary import Canary
@@ -61,7 +61,7 @@ class Service:
         self.canary: Canary | None = None
         self.engine: AlertEngine | None = None
         self.dynsec: DynsecCredentials | None = None
-        self.crl_publisher: CrlPublisher | None = None
+        self.broker_files: BrokerFilesPublisher | None = None
         self.events: EventHub | None = None
         self.tokens = TokenCache()  # runs (and so remembers tokens) in the API role only
         self._server: uvicorn.Server | None = None
@@ -163,7 +163,7 @@ class Service:
     def _broker_credentials(self, tg: asyncio.TaskGroup) -> BrokerCredentials:
         if self.settings.broker_credentials == "certificates":
             # the broker checks certificates against the device CA; nothing to tell it per
-            # device (revocations go through the revocation list: devices/crl_publisher.py)
+            # device (revocations go through the revocation list: devices/broker_files.py)
             return NoBrokerCredentials()
         if self.settings.broker_credentials == "none":
             log.warning(
@@ -181,10 +181,10 @@ class Service:
         if self.settings.broker_credentials != "certificates":
             return None
         certificates = DeviceCertificates.from_settings(self.settings)
-        self.crl_publisher = publisher = CrlPublisher(
+        self.broker_files = publisher = BrokerFilesPublisher(
             self.settings, self.pool, self.metrics, certificates.ca
         )
-        certificates.revoked = publisher.poke
+        certificates.changed = publisher.poke
         self._spawn(tg, publisher.run(), "api.device_crl")
         return certificates
 
@@ -205,8 +205,8 @@ class Service:
             readiness["alert_writer"] = lambda: writer.healthy
         if self.dynsec is not None:
             readiness["broker_credentials"] = self.dynsec.ready
-        if self.crl_publisher is not None:
-            readiness["device_crl"] = self.crl_publisher.healthy
+        if self.broker_files is not None:
+            readiness["device_crl"] = self.broker_files.healthy
         events = self.events or EventHub(self.settings.database_url, self.pool, self.metrics)
         if self.events is not None:
             readiness["event_stream"] = events.listening.is_set

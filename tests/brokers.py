@@ -50,9 +50,10 @@ class PrivateBroker:
     (deploy/mosquitto/): no anonymous clients, and `url` carries the backend's own account.
     `tls=` adds a TLS listener (`tls_url`) with that certificate.
     `production=True` runs it with the shipped deploy/mosquitto/production.conf and its ACL:
-    the device listener on `port`, the service listener on `service_port`, with the files of
-    `telecare ca init` made in the broker's directory (`ca`); `device_address()` and
-    `service_address()` say how to connect with a certificate, `reload()` sends SIGHUP.
+    the device listener on `port`, the service listener on `service_port`, the password
+    listener on `password_port`, with the files of `telecare ca init` made in the broker's
+    directory (`ca`); `device_address()` and `service_address()` say how to connect with a
+    certificate, `password_address()` with a password, `reload()` sends SIGHUP.
     """
 
     def __init__(
@@ -75,6 +76,7 @@ class PrivateBroker:
         self.backend_password = uuid.uuid4().hex
         self.production = production
         self.service_port = free_port() if production else 0
+        self.password_port = free_port() if production else 0
         self.ca: ca_setup.CaFiles | None = None
         if production:
             self.ca = ca_setup.init(self._dir / "ca", days=2, now=datetime.now(UTC))
@@ -109,6 +111,18 @@ class PrivateBroker:
     def device_address(self, cert_file: Path, key_file: Path) -> BrokerAddress:
         """The device listener, verified with the broker CA, as the certificate's device."""
         return self._production_address(self.port, cert_file, key_file)
+
+    def password_address(self, username: str, password: str) -> BrokerAddress:
+        """The password listener (TLS, broker verified with the broker CA)."""
+        assert self.ca is not None, "production=True only"
+        return BrokerAddress(
+            host="127.0.0.1",
+            port=self.password_port,
+            username=username,
+            password=password,
+            tls=True,
+            ca_file=str(self.ca.broker_ca_cert),
+        )
 
     def service_address(self, name: str = ca_setup.INGEST) -> BrokerAddress:
         """The service listener as the service `name` (its files made by `ca_setup`)."""
@@ -177,9 +191,13 @@ class PrivateBroker:
         assert self.ca is not None
         option, _, value = line.partition(" ")
         if option == "listener":
-            port = {"8883": self.port, "8884": self.service_port}[value]
+            port = {
+                "8883": self.port,
+                "8884": self.service_port,
+                "8885": self.password_port,
+            }[value]
             return f"listener {port} 127.0.0.1"
-        if option in {"cafile", "certfile", "keyfile", "crlfile"}:
+        if option in {"cafile", "certfile", "keyfile", "crlfile", "password_file"}:
             return f"{option} {self.ca.directory / Path(value).name}"
         if option == "acl_file":
             return f"acl_file {DEPLOY / 'production.acl'}"

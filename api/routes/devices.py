@@ -159,11 +159,15 @@ async def decommission(
 
 @router.post("/{device_id}/credentials")
 async def rotate(
-    device_id: str, pool: PoolDep, principal: TechnicianRole, credentials: CredentialsDep
+    device_id: str,
+    pool: PoolDep,
+    principal: TechnicianRole,
+    credentials: CredentialsDep,
+    certificates: CertificatesDep,
 ) -> DeviceCredentials:
     """A new MQTT password, shown only here; the old one stops working at once."""
     rotated = await rotate_credentials(
-        pool, device_id, actor=principal.actor, credentials=credentials
+        pool, device_id, actor=principal.actor, credentials=credentials, certificates=certificates
     )
     return DeviceCredentials(**asdict(rotated))
 

@@ -40,7 +40,8 @@ def test_init_makes_every_file_with_private_keys(tmp_path: Path) -> None:
     assert made == sorted(path.name for path in files.written())
     assert made == sorted(
         [
-            "device-ca.pem", "device-ca.key", "device-crl.pem", "broker-ca.pem", "broker-ca.key",
+            "device-ca.pem", "device-ca.key", "device-crl.pem", "device-passwords",
+            "broker-ca.pem", "broker-ca.key",
             "broker.pem", "broker.key", "telecare.ingest.pem", "telecare.ingest.key",
             "telecare.api.pem", "telecare.api.key",
         ]
