@@ -186,7 +186,7 @@ class DeviceCA:
             .not_valid_before(not_before)
             .not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_DIGITAL_SIGNATURE_ONLY, critical=True)
+            .add_extension(DIGITAL_SIGNATURE_ONLY, critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
             .add_extension(self._key_identifier, critical=False)
@@ -203,7 +203,7 @@ class DeviceCA:
         )
 
 
-_DIGITAL_SIGNATURE_ONLY = x509.KeyUsage(
+DIGITAL_SIGNATURE_ONLY = x509.KeyUsage(
     digital_signature=True,
     content_commitment=False,
     key_encipherment=False,
