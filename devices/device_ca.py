@@ -134,22 +134,28 @@ class DeviceCA:
         so whoever writes it must write a new one well before `now + valid_for`.
         """
         _check_aware(now)
-        builder = (
-            x509.CertificateRevocationListBuilder()
-            .issuer_name(self._certificate.subject)
-            .last_update(now - CLOCK_SKEW)
-            .next_update(now + valid_for)
-            .add_extension(x509.CRLNumber(_crl_number(now)), critical=False)
-            .add_extension(self._key_identifier, critical=False)
-        )
+        entries = []
         for serial, revoked_at in revoked:
             _check_aware(revoked_at)
-            builder = builder.add_revoked_certificate(
+            entries.append(
                 x509.RevokedCertificateBuilder()
                 .serial_number(serial)
                 .revocation_date(revoked_at)
                 .build()
             )
+        crl_number = x509.CRLNumber(_crl_number(now))
+        # All entries at once: `add_revoked_certificate` copies the list at every call, so
+        # adding them one by one costs the square of the list's length.
+        builder = x509.CertificateRevocationListBuilder(
+            issuer_name=self._certificate.subject,
+            last_update=now - CLOCK_SKEW,
+            next_update=now + valid_for,
+            extensions=[
+                x509.Extension(crl_number.oid, False, crl_number),
+                x509.Extension(self._key_identifier.oid, False, self._key_identifier),
+            ],
+            revoked_certificates=entries,
+        )
         crl = builder.sign(self._key, self._hash)
         return crl.public_bytes(serialization.Encoding.PEM).decode()
 
