@@ -5,9 +5,13 @@
 - single registrations with the plugin;
 - device lists and the migration report on a synthetic fleet of FLEET devices.
 
-    .venv/bin/python -m bench.registry [--rows 1000] [--fleet 200000]
+- device certificates (bench/registry_certificates.py): registration, import and revocation
+  with 0, 100,000 and 1,800,000 devices already registered.
 
-Uses its own database and private brokers, like the tests.
+    .venv/bin/python -m bench.registry [--rows 1000] [--fleet 200000]
+        [--certificates-only] [--fleets 0,100000,1800000] [--repeats 3] [--revoked-share 0.01]
+
+Uses its own databases and private brokers, like the tests.
 """
 
 from __future__ import annotations
@@ -16,33 +20,20 @@ import argparse
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Iterator
+from contextlib import contextmanager
 
 import httpx
 import psycopg
 
-from telecare.api.tokens import Role, create_token
+from bench.registry_api import admin_api
+from bench.registry_certificates import run as run_certificates
 from telecare.core.mqtt_url import BrokerAddress, parse_mqtt_url
 from telecare.core.settings import Settings
 from telecare.mqtt.client import connect
 from telecare.protocol.messages import MessageKind, topic_for
-from telecare.service import Service
 from tests.brokers import PrivateBroker
 from tests.conftest import ADMIN_URL
-
-
-@asynccontextmanager
-async def _api(settings: Settings) -> AsyncIterator[tuple[Service, httpx.AsyncClient]]:
-    async with Service(settings, {"api"}) as service:
-        await service.wait_ready()
-        token = await create_token(service.pool, role=Role.ADMIN, name="bench")
-        async with httpx.AsyncClient(
-            base_url=f"{service.api_url}/api/v1",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=600,
-        ) as client:
-            yield service, client
 
 
 async def _timed(label: str, request: Awaitable[httpx.Response]) -> httpx.Response:
@@ -85,7 +76,7 @@ async def _broker_stalls(address: BrokerAddress, done: asyncio.Event) -> float:
 
 async def _imports(settings: Settings, rows: int, mode: str) -> None:
     print(f"CSV import, {rows} rows, broker credentials: {mode}")
-    async with _api(settings) as (_, api):
+    async with admin_api(settings) as (_, api):
         headers = {"Content-Type": "text/csv"}
         for attempt in (1, 2):
             body = _csv(f"{mode}{attempt}-{uuid.uuid4().hex[:4]}", rows)
@@ -147,7 +138,7 @@ async def _fleet(settings: Settings, fleet: int) -> None:
             " AND decommissioned_at IS NULL AND device_id > 'f-' ORDER BY device_id LIMIT 101"
         )
         print("  plan, district filter:", " | ".join(r[0].strip() for r in await plan.fetchall()))
-    async with _api(settings) as (_, api):
+    async with admin_api(settings) as (_, api):
         for label, params in [
             ("first page (100)", {}),
             ("migration_stage=verifying", {"migration_stage": "verifying"}),
@@ -165,16 +156,21 @@ async def _fleet(settings: Settings, fleet: int) -> None:
         )
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rows", type=int, default=1000)
-    parser.add_argument("--fleet", type=int, default=200_000)
-    args = parser.parse_args()
+@contextmanager
+def _database() -> Iterator[str]:
+    """A database of the benchmark's own, dropped at the end."""
     name = f"telecare_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    database_url = f"{ADMIN_URL.rsplit('/', 1)[0]}/{name}"
     try:
+        yield f"{ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _passwords(rows: int, fleet: int) -> None:
+    with _database() as database_url:
         for mode in ("none", "dynsec"):
             with PrivateBroker(dynsec=mode == "dynsec") as broker:
                 settings = Settings(
@@ -183,13 +179,46 @@ async def main() -> None:
                     broker_credentials=mode,
                     api_port=0,
                 )
-                if mode == "none" or args.rows:
-                    await _imports(settings, args.rows, mode)
-                if mode == "none" and args.fleet:
-                    await _fleet(settings, args.fleet)
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                if mode == "none" or rows:
+                    await _imports(settings, rows, mode)
+                if mode == "none" and fleet:
+                    await _fleet(settings, fleet)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=1000)
+    parser.add_argument("--fleet", type=int, default=200_000)
+    parser.add_argument(
+        "--certificates-only", action="store_true", help="only the device certificates section"
+    )
+    parser.add_argument(
+        "--fleets",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[0, 100_000, 1_800_000],
+        help="devices registered before each certificates measurement (comma-separated)",
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="imports and revocations per size")
+    parser.add_argument(
+        "--revoked-share",
+        type=float,
+        default=0.01,
+        help="share of the filled fleet with a superseded certificate still in the CRL",
+    )
+    parser.add_argument(
+        "--no-explain", action="store_true", help="skip EXPLAIN of the insert path per size"
+    )
+    args = parser.parse_args()
+    if not args.certificates_only:
+        await _passwords(args.rows, args.fleet)
+    with _database() as database_url:
+        await run_certificates(
+            database_url,
+            args.fleets,
+            repeats=args.repeats,
+            revoked_share=args.revoked_share,
+            explain=not args.no_explain,
+        )
 
 
 if __name__ == "__main__":
