@@ -7,7 +7,7 @@ TELECARE_CERTIFICATE_EXPIRY_WARNING_DAYS gets this alert (details: serial, not_a
 expired), and it resolves itself once a re-issued certificate reaches past the window or the
 device is decommissioned. The look is hourly and indexed by expiry (migration 0008), so its cost
 follows the certificates about to lapse, not the fleet; actions are idempotent by subject, so
-several alert processes looking at once change nothing twice.
+several alert processes change nothing twice; an advisory lock keeps their looks apart.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
+
+from psycopg import AsyncConnection
 
 from telecare.alerts.decisions import Raise, Resolve, device_subject
 from telecare.alerts.types import AlertType
@@ -25,6 +27,9 @@ log = logging.getLogger(__name__)
 
 LOOK_EVERY_S = 3600.0
 RETRY_AFTER_S = 60.0
+# One look at a time across processes: two overlapping looks could re-raise an alert the
+# other had just resolved from what it read before a re-issue.
+_LOCK_KEY = 0x7E1EC5C
 
 # Devices in use whose every certificate in use lapses before the window's end.
 _DUE = """
@@ -39,14 +44,26 @@ ORDER BY c.device_id, c.not_after DESC
 _OPEN = "SELECT subject FROM alerts WHERE type = %s AND state <> 'resolved'"
 
 
-async def check_certificate_expiry(pool: Pool, *, warning_days: int, now: datetime) -> int:
-    """Raise for devices newly due, resolve for those no longer due; the alerts raised."""
-    until = now + timedelta(days=warning_days)
+async def check_certificate_expiry(pool: Pool, *, warning_days: int, now: datetime) -> int | None:
+    """Raise for devices newly due, resolve for those no longer due; the alerts raised, or None
+    when another process is looking at this moment (it does the same)."""
     async with pool.connection() as conn:
-        cur = await conn.execute(_DUE, {"until": until})
-        due = await cur.fetchall()
-        cur = await conn.execute(_OPEN, [AlertType.CERTIFICATE_EXPIRING.value])
-        open_subjects = {subject for (subject,) in await cur.fetchall()}
+        cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", [_LOCK_KEY])
+        row = await cur.fetchone()
+        if not row or not row[0]:
+            return None
+        try:
+            return await _check(conn, pool, warning_days=warning_days, now=now)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_KEY])
+
+
+async def _check(conn: AsyncConnection, pool: Pool, *, warning_days: int, now: datetime) -> int:
+    until = now + timedelta(days=warning_days)
+    cur = await conn.execute(_DUE, {"until": until})
+    due = await cur.fetchall()
+    cur = await conn.execute(_OPEN, [AlertType.CERTIFICATE_EXPIRING.value])
+    open_subjects = {subject for (subject,) in await cur.fetchall()}
     kind = AlertType.CERTIFICATE_EXPIRING
     raises = [
         Raise(

@@ -168,6 +168,12 @@ class Metrics:
             " time); the broker refuses every device once the list is a week old",
             registry=r,
         )
+        self.crl_entries = Gauge(
+            "telecare_device_crl_entries",
+            "Certificates on the device revocation list last published: every device TLS"
+            " handshake checks the whole list, so its length is the broker's cost",
+            registry=r,
+        )
         self.crl_publish_failures = Counter(
             "telecare_device_crl_publish_failures",
             "Attempts to publish the device revocation list that failed, by step",

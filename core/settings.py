@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     # Unset: every device must have a certificate.
     broker_password_file: str | None = None
     device_certificate_days: int = Field(default=730, ge=1, le=3650)
+    # A decommissioned device's certificate stays on the revocation list this long, then leaves
+    # it (the broker checks the whole list at every TLS handshake, so its length is the cost;
+    # docs/REGISTRY.md). Compromised, withdrawn and replaced certificates stay until they expire.
+    device_crl_decommissioned_days: int = Field(default=30, ge=1, le=3650)
     # A device certificate this close to its expiry raises `certificate_expiring`.
     certificate_expiry_warning_days: int = Field(default=30, ge=1, le=365)
 

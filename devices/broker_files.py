@@ -7,8 +7,10 @@ looks every few seconds (and at once when poked after such a commit) whether eit
 and if so, or when the revocation list it wrote is getting old, it:
 
 1. builds the files from the database and writes them atomically: the revocation list from the
-   revoked certificates not yet expired, the password file from the active password devices
-   (one index-only read, devices/password_file.py);
+   revoked certificates not yet expired (a decommissioned device's only for
+   TELECARE_DEVICE_CRL_DECOMMISSIONED_DAYS: the broker checks the whole list at every
+   handshake, so the list is kept to what must be refused), the password file from the
+   active password devices (one index-only read, devices/password_file.py);
 2. runs TELECARE_BROKER_RELOAD_COMMAND once for both: Mosquitto rereads both files on SIGHUP
    without dropping a connection; from then on a revoked certificate's handshake fails and a
    removed or replaced password is refused. The reload also checks every connected password
@@ -67,7 +69,9 @@ _CUT_OFF_REASONS = ["decommissioned", "compromised", "withdrawn"]
 _CRL_MARK = "SELECT count(*), max(revoked_at) FROM device_certificates WHERE revoked_at IS NOT NULL"
 _LISTED = (
     "SELECT serial, revoked_at FROM device_certificates"
-    " WHERE revoked_at IS NOT NULL AND not_after > %s ORDER BY serial"
+    " WHERE revoked_at IS NOT NULL AND not_after > %(now)s"
+    " AND NOT (revocation_reason = 'decommissioned' AND revoked_at < %(decommissioned_since)s)"
+    " ORDER BY serial"
 )
 _REVOKED_SINCE = (
     "SELECT DISTINCT device_id FROM device_certificates"
@@ -156,7 +160,10 @@ class BrokerFilesPublisher:
             if not crl_due and passwords_mark is None and not self._recheck:
                 self._healthy = True
                 return None
-            listed = await _listed(conn, now) if crl_due else None
+            decommissioned_since = now - timedelta(
+                days=self._settings.device_crl_decommissioned_days
+            )
+            listed = await _listed(conn, now, decommissioned_since) if crl_due else None
             passwords = await _passwords(conn) if passwords_mark is not None else None
             since = self._cut_off_after or now - FIRST_PASS_LOOKBACK
             cur = await conn.execute(_REVOKED_SINCE, [since, _CUT_OFF_REASONS])
@@ -219,6 +226,7 @@ class BrokerFilesPublisher:
         if listed is not None:
             self._crl_written_at = time.monotonic()
             self._metrics.crl_published.set(time.time())
+            self._metrics.crl_entries.set(len(listed))
             log.info("device revocation list published revoked=%d", len(listed))
         if passwords is not None:
             self._passwords_written_at = time.monotonic()
@@ -245,8 +253,10 @@ async def _crl_mark(conn: AsyncConnection) -> CrlMark:
     return (row[0], row[1])
 
 
-async def _listed(conn: AsyncConnection, now: datetime) -> list[tuple[int, datetime]]:
-    cur = await conn.execute(_LISTED, [now])
+async def _listed(
+    conn: AsyncConnection, now: datetime, decommissioned_since: datetime
+) -> list[tuple[int, datetime]]:
+    cur = await conn.execute(_LISTED, {"now": now, "decommissioned_since": decommissioned_since})
     return [(serial, at) for serial, at in await cur.fetchall()]
 
 

@@ -13,8 +13,10 @@ from typing import Any, TypeVar
 import aiomqtt
 import httpx
 
+from telecare.alerts.certificate_expiry import check_certificate_expiry
 from telecare.api.tokens import Role, create_token
 from telecare.core.mqtt_url import BrokerAddress
+from telecare.db.pool import Pool
 from telecare.service import Service
 
 T = TypeVar("T")
@@ -106,3 +108,12 @@ async def api_client(service: Service, role: Role) -> httpx.AsyncClient:
         headers={"Authorization": f"Bearer {token}"},
         timeout=60,
     )
+
+
+async def look_at_expiry(pool: Pool, now: datetime) -> None:
+    """One look of our own (the service's hourly one may hold the lock at that moment)."""
+
+    async def look() -> bool | None:
+        return await check_certificate_expiry(pool, warning_days=30, now=now) is not None or None
+
+    await wait_for(look, what="a look at certificate expiry")

@@ -14,11 +14,19 @@ from typing import Any
 import httpx
 from playwright.async_api import Page, expect
 
-from telecare.alerts.certificate_expiry import check_certificate_expiry
 from telecare.api.tokens import Role, create_token
 from telecare.service import Service
 from tests.chromium import SCREENSHOTS, chromium, page_errors
-from tests.support import Devices, Mqtt, alarm, api_client, heartbeat, topic, wait_for
+from tests.support import (
+    Devices,
+    Mqtt,
+    alarm,
+    api_client,
+    heartbeat,
+    look_at_expiry,
+    topic,
+    wait_for,
+)
 
 VIEWPORT = {"width": 1600, "height": 1000}
 # Counts the tones the console starts (Web Audio oscillators): the audible cue, observed.
@@ -204,7 +212,7 @@ async def test_a_technician_sees_a_devices_certificate_and_its_expiry_alert(
             " WHERE device_id = %s",
             [device_id],
         )
-    await check_certificate_expiry(service.pool, warning_days=30, now=datetime.now(UTC))
+    await look_at_expiry(service.pool, datetime.now(UTC))
 
     async with chromium() as browser:
         page = await browser.new_page(viewport=VIEWPORT)  # type: ignore[arg-type]

@@ -17,11 +17,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from telecare.alerts.certificate_expiry import check_certificate_expiry
 from telecare.core.settings import Settings
 from telecare.devices import ca_setup
 from telecare.service import Service
-from tests.support import wait_for
+from tests.support import look_at_expiry, wait_for
 
 
 def _new_id() -> str:
@@ -213,7 +212,7 @@ async def test_a_certificate_about_to_lapse_raises_certificate_expiring(
             [device_id],
         )
     now = datetime.now(UTC)
-    await check_certificate_expiry(pool, warning_days=30, now=now)
+    await look_at_expiry(pool, now)
 
     async def alert() -> dict[str, Any] | None:
         answer = await certified_admin.get("/alerts", params={"device_id": device_id})
@@ -227,7 +226,7 @@ async def test_a_certificate_about_to_lapse_raises_certificate_expiring(
 
     # a re-issued certificate reaches past the window: the alert resolves at the next look
     await certified_admin.post(f"/devices/{device_id}/certificate", json={})
-    await check_certificate_expiry(pool, warning_days=30, now=now + timedelta(seconds=1))
+    await look_at_expiry(pool, now + timedelta(seconds=1))
     resolved = await alert()
     assert resolved is not None and resolved["state"] == "resolved"
 
@@ -242,3 +241,35 @@ async def test_the_backends_own_client_ids_cannot_be_registered(
         answer = await certified_admin.post("/devices", json=body)
         assert answer.status_code == 422, answer.text
         assert "kept for the backend" in answer.text
+
+
+async def test_decommissioned_certificates_leave_the_list_compromised_ones_stay(
+    certified_admin: httpx.AsyncClient,
+    certificate_service: Service,
+    certificate_settings: Settings,
+) -> None:
+    """The broker checks the whole list at every handshake: a decommissioned device's
+    certificate is listed for TELECARE_DEVICE_CRL_DECOMMISSIONED_DAYS (30), a stolen one until
+    it expires."""
+    retired = await _register(certified_admin)
+    stolen = await _register(certified_admin)
+    trigger = await _register(certified_admin)
+    assert (await certified_admin.delete(f"/devices/{retired['device_id']}")).is_success
+    revoke = f"/devices/{stolen['device_id']}/certificate/revoke"
+    assert (await certified_admin.post(revoke, json={"reason": "compromised"})).is_success
+    async with certificate_service.pool.connection() as conn:
+        await conn.execute(
+            "UPDATE device_certificates SET revoked_at = now() - interval '31 days'"
+            " WHERE device_id = ANY(%s)",
+            [[retired["device_id"], stolen["device_id"]]],
+        )
+    # the next publication (any revocation pokes it) leaves the old decommissioning out
+    revoke = f"/devices/{trigger['device_id']}/certificate/revoke"
+    assert (await certified_admin.post(revoke, json={})).is_success
+    await wait_for(
+        lambda: _listed(certificate_settings, {trigger["certificate"]["serial"]}),
+        what="the list published again",
+    )
+    listed = _revoked_serials(certificate_settings)
+    assert stolen["certificate"]["serial"] in listed
+    assert retired["certificate"]["serial"] not in listed
