@@ -55,7 +55,7 @@ from telecare.devices.device_ca import DeviceCA, write_atomically
 log = logging.getLogger(__name__)
 
 LOOK_EVERY_S = 5.0
-PASSWORD_BATCH_S = 5.0
+PASSWORD_BATCH_S = 10.0
 VALID_FOR = timedelta(days=7)
 REWRITE_AFTER_S = 12 * 3600.0
 RELOAD_TIMEOUT_S = 30.0
