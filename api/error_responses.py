@@ -23,6 +23,7 @@ from telecare.devices.errors import (
     InvalidStageTransition,
     MissingEvidence,
     NoActiveCertificate,
+    NotACertificateDevice,
 )
 
 _STATUS: dict[type[Exception], int] = {
@@ -34,6 +35,7 @@ _STATUS: dict[type[Exception], int] = {
     TokenAlreadyRevoked: status.HTTP_409_CONFLICT,
     MissingEvidence: status.HTTP_409_CONFLICT,
     NoActiveCertificate: status.HTTP_409_CONFLICT,
+    NotACertificateDevice: status.HTTP_409_CONFLICT,
     CredentialUnavailable: status.HTTP_422_UNPROCESSABLE_CONTENT,
     CertificateRequestInvalid: status.HTTP_422_UNPROCESSABLE_CONTENT,
     BrokerUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,

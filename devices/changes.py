@@ -20,7 +20,7 @@ from telecare.db.pool import Pool
 from telecare.devices.certificates import DeviceCertificates, RevocationReason, revoke_active
 from telecare.devices.credentials import BrokerCredentials
 from telecare.devices.device_ca import IssuedCertificate
-from telecare.devices.errors import NoActiveCertificate
+from telecare.devices.errors import NoActiveCertificate, NotACertificateDevice
 from telecare.devices.password_file import mosquitto_hash
 from telecare.devices.passwords import hash_password, new_password
 from telecare.devices.postcodes import postcode_district
@@ -144,7 +144,9 @@ async def reissue_certificate(
     """A new certificate (from the device's request, or with a generated key), shown once; the
     ones it replaces are revoked in the same transaction and cut off once published."""
     async with pool.connection() as conn, conn.transaction():
-        await lock_active_device(conn, device_id)
+        device = await lock_active_device(conn, device_id)
+        if device.credential_kind != "certificate":
+            raise NotACertificateDevice(device_id)
         revoked = await revoke_active(conn, device_id, actor=actor, reason="superseded")
         issued = await certificates.issue(conn, device_id, csr_pem=csr_pem, actor=actor)
     if revoked:

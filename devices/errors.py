@@ -52,6 +52,14 @@ class CredentialUnavailable(ValueError):
     """The deployment offers no credential of the kind asked for (`credential` field)."""
 
 
+class NotACertificateDevice(ValueError):
+    def __init__(self, device_id: str) -> None:
+        super().__init__(
+            f"device {device_id!r} proves who it is with a password, not a certificate"
+        )
+        self.device_id = device_id
+
+
 class NoActiveCertificate(ValueError):
     def __init__(self, device_id: str) -> None:
         super().__init__(f"device {device_id!r} has no certificate in use to revoke")

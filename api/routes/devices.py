@@ -213,8 +213,8 @@ async def reissue(
     principal: TechnicianRole,
     certificates: CertificatesDep,
 ) -> CertificateBundle:
-    """A new certificate, shown only here; the one it replaces is revoked (cut off within a
-    minute: docs/REGISTRY.md)."""
+    """A new certificate, shown only here; the one it replaces is revoked and connects no more.
+    409 for a device that proves who it is with a password."""
     ca = _in_use(certificates)
     issued = await reissue_certificate(
         pool, device_id, csr_pem=body.csr, actor=principal.actor, certificates=ca

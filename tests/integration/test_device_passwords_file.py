@@ -132,3 +132,10 @@ async def test_passwords_need_the_password_listener(certified_admin: httpx.Async
     )  # fmt: skip
     assert answer.status_code == 422, answer.text
     assert answer.json()["detail"][0]["loc"] == ["body", "credential"]
+
+
+async def test_a_password_device_has_no_certificate_to_reissue(api: httpx.AsyncClient) -> None:
+    device = await _register(api, credential="password")
+    answer = await api.post(f"/devices/{device['device_id']}/certificate", json={})
+    assert answer.status_code == 409
+    assert "password" in answer.json()["detail"]
