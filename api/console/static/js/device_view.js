@@ -52,9 +52,11 @@ function identityCard(credentials) {
 }
 
 export class DeviceView {
-  constructor(deviceId, store) {
+  constructor(deviceId, store, session) {
     this.deviceId = deviceId;
     this.store = store;
+    // Credentials are for technicians and admins; an operator's page goes without the card.
+    this.seesCredentials = session?.role === "technician" || session?.role === "admin";
     this.range = RANGES[1];
   }
 
@@ -93,8 +95,7 @@ export class DeviceView {
       api("/alerts", { params: { device_id: this.deviceId, limit: 50 } }),
       api("/alarms", { params: { device_id: this.deviceId, limit: 50 } }),
       api(`/devices/${id}/migration`),
-      // technicians and admins only: an operator's page goes without the card
-      api(`/devices/${id}/credentials`).catch(() => null),
+      this.seesCredentials ? api(`/devices/${id}/credentials`).catch(() => null) : null,
     ]);
     this.render(device, { buckets, since: from, until }, alerts.items, alarms.items, migration,
       credentials);

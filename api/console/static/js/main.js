@@ -114,7 +114,7 @@ function route() {
   if (!session) return;
   unmount();
   const [, screen, arg] = location.hash.match(/^#\/([a-z]+)\/?(.*)$/) ?? [];
-  if (screen === "device" && arg) view = new DeviceView(decodeURIComponent(arg), store);
+  if (screen === "device" && arg) view = new DeviceView(decodeURIComponent(arg), store, session);
   else if (screen === "fleet") view = new FleetView();
   else if (screen === "migration") view = new MigrationView();
   else view = queueView;
