@@ -11,7 +11,9 @@ A connection that cannot do its job is a failed connection, retried with back-of
 would otherwise leave the subscriber up and deaf. A persistent session (clean_session False)
 that the broker still holds keeps its subscriptions, so they are sent again only when the
 broker no longer has the session (or on this process's first connection, when what an older
-process left in it is not known).
+process left in it is not known). Shared filters (`$share/...`) are the exception, sent on every
+connection: Mosquitto 2.0 restores a session from its persistence file after a restart but not
+its shared subscriptions, and the session would be present and deaf.
 
 `publish()` sends on the subscription's own connection: broker control (devices/dynsec.py)
 publishes its commands and reads the answers on one connection, the engine's feed its canary.
@@ -60,6 +62,7 @@ class Subscription:
         # every filter was granted into the broker's session for this identifier, which it
         # keeps while session_present says so
         self._session_subscribed = False
+        self._shared = any(topic_filter.startswith("$share/") for topic_filter, _ in filters)
         self.connected = asyncio.Event()
         self.connection: MqttConnection | None = None  # while connected
         self.failures = 0  # connections that failed or were lost, refused ones included
@@ -76,7 +79,7 @@ class Subscription:
                 await self._wait(attempt, f"connect failed: {exc}")
                 continue
             try:
-                if not (conn.session_present and self._session_subscribed):
+                if self._shared or not (conn.session_present and self._session_subscribed):
                     await self._subscribe(conn)
                 self.connection = conn
                 self.connected.set()

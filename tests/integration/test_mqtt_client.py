@@ -362,3 +362,32 @@ async def test_a_refused_connect_says_why(deaf_account: tuple[PrivateBroker, str
     assert refused.value.code == 5
     with pytest.raises(ConnectRefused, match="not authorised"):
         await connect(address, client_id=unique("anonymous"))
+
+
+async def test_a_shared_subscription_is_sent_again_after_a_broker_restart() -> None:
+    """Mosquitto 2.0 restores a persistent session from its persistence file after a restart
+    (session present) but not the session's shared subscriptions: the ingest's telemetry
+    connections (`$share/...`) must subscribe again or stay connected and deaf."""
+    with PrivateBroker(persistence=True) as broker:
+        received = Received()
+        subscription = Subscription(
+            broker.address,
+            name="shared",
+            identifier=unique("shared-sub"),
+            filters=[("$share/telecare/shared/#", 1)],
+            on_message=received,
+            clean_session=False,
+        )
+        async with running(subscription):
+            await connected(subscription)
+            await publish(broker.address, "shared/before", b"before")
+            await received.wait(b"before")
+            await asyncio.to_thread(broker.restart)
+
+            async def reconnected() -> bool:
+                conn = subscription.connection
+                return conn is not None and conn.session_present
+
+            await wait_for(reconnected, within_s=20, what="the session back, present")
+            await publish(broker.address, "shared/after", b"after the restart")
+            await received.wait(b"after the restart")
