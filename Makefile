@@ -17,14 +17,20 @@ lint:
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
 
 # The whole system at the UK fleet's size on this machine (BENCHMARKS.md): ingest against the
-# raw ceiling, the alarm path, the API under load, storage. About 15 minutes.
-# BENCH_ARGS="--profile build/profiles" adds py-spy profiles; --help lists the options.
+# raw ceiling, the alarm path, the API under load, storage (about 15 minutes); then the same
+# with identity enforced (production broker, TLS, a certificate per device) and the reconnect
+# storm (about 40 minutes). BENCH_ARGS="--profile build/profiles" adds py-spy profiles to the
+# first; BENCH_IDENTITY_ARGS goes to the second (--quick: a smoke run of a few minutes);
+# --help lists the options of each.
 bench: setup
 	.venv/bin/python -m bench.system $(BENCH_ARGS)
+	.venv/bin/python -m bench.system_identity $(BENCH_IDENTITY_ARGS)
 
-# Registry figures (imports with and without broker credentials, lists on a large fleet).
+# Registry figures (imports with and without broker credentials, lists on a large fleet;
+# registration, import and revocation with device certificates at 0, 100k and 1.8M devices,
+# about 10 minutes). BENCH_ARGS="--certificates-only --fleets 0,100000" runs a part.
 bench-registry: setup
-	.venv/bin/python -m bench.registry
+	.venv/bin/python -m bench.registry $(BENCH_ARGS)
 
 # Alert engine figures (load, heartbeat throughput, alert latency, memory; 100k and 1M devices).
 bench-alerts: setup

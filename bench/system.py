@@ -35,6 +35,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,8 +59,8 @@ from bench.system_storage import (
     query_month,
     seed_history,
 )
-from bench.system_window import Window, ingest_losses, sustained
-from telecare.core.mqtt_url import parse_mqtt_url
+from bench.system_window import Publishers, Window, ingest_losses, sustained
+from telecare.core.mqtt_url import BrokerAddress, parse_mqtt_url
 from telecare.simulators.load import LoadOptions, LoadWorkers
 from tests.brokers import PrivateBroker
 from tests.conftest import ADMIN_URL
@@ -69,6 +70,7 @@ from tests.service_process import ServiceProcess
 ROOT = Path(__file__).resolve().parent.parent
 STARTED = time.perf_counter()
 FLAT_OUT = 10_000_000  # heartbeats/s asked of the publishers: as fast as they go
+PHASES = ["ceiling", "saturation", "target", "storage"]
 
 
 def say(message: str) -> None:
@@ -108,6 +110,8 @@ def _publishers(
 
 
 class Bench:
+    raw_on_uvloop = False  # the raw subscriber's event loop (the ingest's is uvloop)
+
     def __init__(self, options: argparse.Namespace, broker: PrivateBroker, database_url: str):
         self.options = options
         self.broker = broker
@@ -126,7 +130,7 @@ class Bench:
         )
         self.env = {
             "TELECARE_DATABASE_URL": database_url,
-            "TELECARE_MQTT_URL": broker.url,
+            **self._broker_env(),
             "TELECARE_MQTT_CLIENT_ID": "bench-ingest",
             "TELECARE_LOG_LEVEL": "INFO",
             # the deployment docs/OPERATIONS.md gives for a national fleet
@@ -154,6 +158,11 @@ class Bench:
         self._publisher_pids: list[int] = []
         self.operator_token = ""
 
+    def _broker_env(self) -> dict[str, str]:
+        """Where the service finds the broker (and, on a broker that identifies clients by
+        certificate, who it is: bench.system_identity)."""
+        return {"TELECARE_MQTT_URL": self.broker.url}
+
     def _telecare(self, *args: str) -> str:
         """A `telecare` command of the checkout under test; its standard output."""
         done = subprocess.run(
@@ -172,17 +181,22 @@ class Bench:
     async def ingest_losses(self) -> dict[str, int]:
         return await ingest_losses(self.ingest.url)
 
-    def _ingest_window(self, what: str, workers: LoadWorkers) -> Window:
+    def _ingest_window(self, what: str, workers: Publishers) -> Window:
         """Heartbeats committed, and the ingest's losses, while `workers` publish."""
         return Window(
             what, workers, self.count_committed, CpuMeter(self.cpu_parts), self.ingest_losses
         )
 
-    def _load(self, rate: float, seconds: float) -> LoadWorkers:
+    def _load(self, rate: float, seconds: float) -> Publishers:
         workers = _publishers(self.broker.url, self.options, rate, seconds)
         workers.start()
         self._publisher_pids = workers.pids
         return workers
+
+    def _probes(self) -> tuple[list[str], Callable[[str], BrokerAddress]]:
+        """The devices that raise alarms in phase 3, and where and as whom each connects."""
+        ids = [device_id(n) for n in range(1000, 1000 + self.options.alarm_probes)]
+        return ids, lambda _: self.broker.address
 
     async def prepare(self) -> None:
         say(f"schema ({self.tree})")
@@ -203,7 +217,10 @@ class Bench:
     async def raw_ceiling(self) -> None:
         options = self.options
         async with RawSubscriber(  # as many connections as the ingest's
-            self.broker.url, "telecare/v1/+/heartbeat", connections=options.telemetry_connections
+            self.broker.address,
+            "telecare/v1/+/heartbeat",
+            connections=options.telemetry_connections,
+            on_uvloop=self.raw_on_uvloop,
         ) as raw:
             cpu = CpuMeter(self.cpu_parts | {"raw subscriber": lambda: [raw.pid]})
 
@@ -258,10 +275,10 @@ class Bench:
         api_s = options.api_seconds * len(HOT_REQUESTS)
         seconds = options.warmup_s + options.window_s + api_s + 10
         workers = self._load(options.rate, seconds)
-        probes_ids = [device_id(n) for n in range(1000, 1000 + options.alarm_probes)]
+        probe_ids, address_for = self._probes()
         try:
             async with (
-                AlarmProbes(self.broker.address, probes_ids, options.alarm_rate) as probes,
+                AlarmProbes(address_for, probe_ids, options.alarm_rate) as probes,
                 asyncio.TaskGroup() as tg,
             ):
                 stream = tg.create_task(
@@ -301,7 +318,7 @@ class Bench:
         out.mkdir(parents=True, exist_ok=True)
         return tg.create_task(py_spy(service.pid, out / f"{name}.folded", seconds, say))
 
-    async def _api_under_load(self, workers: LoadWorkers) -> None:
+    async def _api_under_load(self, workers: Publishers) -> None:
         options = self.options
         window = await self._ingest_window("ingest while the API is under load", workers).open()
         async with asyncio.TaskGroup() as tg:
@@ -381,9 +398,12 @@ async def run(options: argparse.Namespace) -> Results:
         return bench.results
 
 
-def main() -> None:
+def build_parser(
+    description: str | None = __doc__, phases: list[str] = PHASES
+) -> argparse.ArgumentParser:
+    """The options of this benchmark (bench.system_identity adds its own)."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--devices", type=int, default=1_800_000)
     parser.add_argument("--silent", type=int, default=1000, help="devices with an open alert")
@@ -396,12 +416,7 @@ def main() -> None:
     parser.add_argument("--alarm-probes", type=int, default=20)
     parser.add_argument("--api-clients", type=int, default=50)
     parser.add_argument("--api-seconds", type=float, default=20)
-    parser.add_argument(
-        "--phases",
-        nargs="+",
-        default=["ceiling", "saturation", "target", "storage"],
-        choices=["ceiling", "saturation", "target", "storage"],
-    )
+    parser.add_argument("--phases", nargs="+", default=phases, choices=phases)
     parser.add_argument("--tree", type=Path, default=ROOT, help="the checkout whose service runs")
     parser.add_argument("--profile", type=Path, default=None)
     parser.add_argument("--keep-database", action="store_true", help="to look at it afterwards")
@@ -417,7 +432,11 @@ def main() -> None:
         "--chunk-interval", default=None, help="heartbeat chunks, e.g. '2 hours' (default 7 days)"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "bench")
-    options = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    options = build_parser().parse_args()
     options.tree = options.tree.resolve()
     say(
         f"system benchmark: {options.devices:,} devices, target {options.rate:,.0f}/s,"

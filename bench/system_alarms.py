@@ -2,7 +2,8 @@
 the operators' event stream.
 
 Each probe is a registered device with its own connection (client id = device id, as a hub
-connects) subscribed to its ack topic. Alarms are raised round-robin across the probes at a
+connects; with its own certificate on a broker that enforces identity) subscribed to its ack
+topic. Alarms are raised round-robin across the probes at a
 steady rate; each one's publish time is taken just before its PUBLISH is written, its ack time
 when the ack is read, and its event time when an `alarm` event with its msg_id is read from
 `GET /api/v1/events` (one stream, as a console holds it).
@@ -15,6 +16,7 @@ import contextlib
 import itertools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -52,8 +54,10 @@ class AlarmTimes:
 class AlarmProbes:
     """`async with AlarmProbes(...) as probes: await probes.raise_for(seconds)`."""
 
-    def __init__(self, broker: BrokerAddress, device_ids: list[str], rate: float) -> None:
-        self._broker = broker
+    def __init__(
+        self, address_for: Callable[[str], BrokerAddress], device_ids: list[str], rate: float
+    ) -> None:
+        self._address_for = address_for  # where and as whom a probe device connects
         self._device_ids = device_ids
         self._rate = rate
         self._conns: dict[str, MqttConnection] = {}
@@ -64,7 +68,9 @@ class AlarmProbes:
 
     async def __aenter__(self) -> AlarmProbes:
         for device_id in self._device_ids:
-            conn = await connect(self._broker, client_id=device_id, on_message=self._on_ack)
+            conn = await connect(
+                self._address_for(device_id), client_id=device_id, on_message=self._on_ack
+            )
             await conn.subscribe(topic_for(device_id, MessageKind.ACK), 1)
             self._conns[device_id] = conn
         return self

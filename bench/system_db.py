@@ -28,9 +28,18 @@ def device_id(n: int) -> str:
     return f"{PREFIX}-{n:06d}"
 
 
-def insert_fleet(url: str, devices: int, silent: int, say: Callable[[str], None]) -> None:
+def insert_fleet(
+    url: str,
+    devices: int,
+    silent: int,
+    say: Callable[[str], None],
+    *,
+    interval_s: int = INTERVAL_S,
+    grace_s: int | None = GRACE_S,  # None: the registry's default grace
+) -> None:
     """`devices` registered devices, the last `silent` of them silent for a day."""
     started = time.perf_counter()
+    grace = r"\N" if grace_s is None else str(grace_s)
     now = datetime.now(UTC)
     registered = (now - timedelta(days=30)).isoformat()
     heard_now = now.isoformat()
@@ -47,7 +56,7 @@ def insert_fleet(url: str, devices: int, silent: int, say: Callable[[str], None]
                 for n in range(start, min(start + _COPY_CHUNK, devices)):
                     district = f"Z{n % DISTRICTS:04d}"
                     lines.append(
-                        f"{device_id(n)}\t{INTERVAL_S}\t{GRACE_S}\t{district} 1AA\t{district}"
+                        f"{device_id(n)}\t{interval_s}\t{grace}\t{district} 1AA\t{district}"
                         f"\tbench-hub\tcomplete\t{registered}\t{registered}\tx\n"
                     )
                 copy.write("".join(lines))

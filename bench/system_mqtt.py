@@ -3,7 +3,9 @@
 It runs in a process of its own (as the ingest does) on the lean client the ingest's telemetry
 sessions use, with the same subscription (QoS 1, PUBACK as read, shared by as many connections
 as the ingest's), so the only difference between the two figures is what the ingest does with
-each message: validate it, buffer it, write it to the database, tell the alert engine.
+each message: validate it, buffer it, write it to the database, tell the alert engine. Against
+a broker that identifies clients by certificate it connects as the ingest does (the address's
+certificate, on the service listener).
 """
 
 from __future__ import annotations
@@ -13,12 +15,18 @@ import multiprocessing
 from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event
 
-from telecare.core.mqtt_url import parse_mqtt_url
+import uvloop
+
+from telecare.core.mqtt_url import BrokerAddress
 from telecare.mqtt.client import connect
 
 
 async def _count(
-    url: str, topic_filter: str, connections: int, counted: Synchronized[int], stop: Event
+    broker: BrokerAddress,
+    topic_filter: str,
+    connections: int,
+    counted: Synchronized[int],
+    stop: Event,
 ) -> None:
     received = 0
 
@@ -27,7 +35,7 @@ async def _count(
         received += 1
 
     conns = [
-        await connect(parse_mqtt_url(url), client_id=f"bench-raw-{n}", on_message=on_message)
+        await connect(broker, client_id=f"bench-raw-{n}", on_message=on_message)
         for n in range(connections)
     ]
     shared = f"$share/bench-raw/{topic_filter}" if connections > 1 else topic_filter
@@ -44,21 +52,37 @@ async def _count(
 
 
 def _run(
-    url: str, topic_filter: str, connections: int, counted: Synchronized[int], stop: Event
+    broker: BrokerAddress,
+    topic_filter: str,
+    connections: int,
+    counted: Synchronized[int],
+    stop: Event,
+    on_uvloop: bool,
 ) -> None:
-    asyncio.run(_count(url, topic_filter, connections, counted, stop))
+    counting = _count(broker, topic_filter, connections, counted, stop)
+    if on_uvloop:
+        uvloop.run(counting)
+    else:
+        asyncio.run(counting)
 
 
 class RawSubscriber:
-    """`with RawSubscriber(url, filter) as raw:` then read `raw.received`."""
+    """`with RawSubscriber(broker, filter) as raw:` then read `raw.received`."""
 
-    def __init__(self, url: str, topic_filter: str, *, connections: int) -> None:
+    def __init__(
+        self,
+        broker: BrokerAddress,
+        topic_filter: str,
+        *,
+        connections: int,
+        on_uvloop: bool = False,  # the event loop `telecare run` uses
+    ) -> None:
         ctx = multiprocessing.get_context("spawn")
         self._counted: Synchronized[int] = ctx.Value("q", 0)
         self._stop = ctx.Event()
         self._process = ctx.Process(
             target=_run,
-            args=(url, topic_filter, connections, self._counted, self._stop),
+            args=(broker, topic_filter, connections, self._counted, self._stop, on_uvloop),
             name="bench-raw-subscriber",
             daemon=True,
         )

@@ -8,15 +8,24 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import httpx
 
 from bench.system_cpu import CpuMeter
-from telecare.simulators.load import LoadWorkers
 
 Count = Callable[[], Awaitable[int]]
 Losses = Callable[[], Awaitable[dict[str, int]]]
 Say = Callable[[str], None]
+
+
+class Publishers(Protocol):
+    """The load of a window: simulators.load's LoadWorkers, or a fleet of devices."""
+
+    @property
+    def sent(self) -> int: ...
+
+    def stop(self) -> None: ...
 
 
 @dataclass
@@ -53,7 +62,7 @@ class Window:
     """Opened with `open()`; `close()` gives the growth of everything since as a Throughput."""
 
     def __init__(
-        self, what: str, publishers: LoadWorkers, count: Count, cpu: CpuMeter, losses: Losses | None
+        self, what: str, publishers: Publishers, count: Count, cpu: CpuMeter, losses: Losses | None
     ) -> None:
         self.what = what
         self.publishers = publishers

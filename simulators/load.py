@@ -43,29 +43,34 @@ class LoadOptions:
     interval_s: int = 60  # what the heartbeats say
 
 
-class _Templates:
+def device_ids(prefix: str, first: int, count: int) -> list[str]:
+    return [f"{prefix}-{n:06d}" for n in range(first, first + count)]
+
+
+class HeartbeatTemplates:
     """Per device: the PUBLISH topic part; per message only msg_id, seq and ts change.
 
     Each load run tags its msg_ids: a device's first heartbeat of a run must not carry the
     msg_id of its last one from the run before, which the ingest would rightly drop as a
     redelivery (so a benchmark's second phase would lose heartbeats to its first)."""
 
-    def __init__(self, options: LoadOptions) -> None:
-        ids = [
-            f"{options.prefix}-{n:06d}"
-            for n in range(options.first_device, options.first_device + options.devices)
-        ]
+    def __init__(self, ids: list[str], *, qos: int, interval_s: int) -> None:
         self.topics = [
             struct.pack("!H", len(t)) + t.encode()
             for t in (topic_for(i, MessageKind.HEARTBEAT) for i in ids)
         ]
-        self.first = bytes([PUBLISH | (options.qos << 1)])
-        self.qos = options.qos
+        self.first = bytes([PUBLISH | (qos << 1)])
+        self.qos = qos
         self.run = os.urandom(4).hex().encode()
         self.tail = (
             b',"interval_s":%d,"power":"mains","battery_pct":90,"signal_dbm":-70,'
-            b'"network":"4g","firmware":"load-1.0"}' % options.interval_s
+            b'"network":"4g","firmware":"load-1.0"}' % interval_s
         )
+
+    @staticmethod
+    def now() -> bytes:
+        """The `ts` of heartbeats written now."""
+        return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode()
 
     def packet(self, device: int, seq: int, ts: bytes, packet_id: int) -> bytes:
         body = (b'{"msg_id":"l%s-%d","ts":"%s","seq":%d' % (self.run, seq, ts, seq)) + self.tail
@@ -75,7 +80,11 @@ class _Templates:
 
 
 async def _publish(options: LoadOptions, sent: Synchronized[int], acked: Synchronized[int]) -> None:
-    templates = _Templates(options)
+    templates = HeartbeatTemplates(
+        device_ids(options.prefix, options.first_device, options.devices),
+        qos=options.qos,
+        interval_s=options.interval_s,
+    )
     conns: list[MqttConnection] = [
         await connect(
             options.broker,
@@ -89,7 +98,7 @@ async def _publish(options: LoadOptions, sent: Synchronized[int], acked: Synchro
     try:
         while (now := time.monotonic()) - start < options.duration_s:
             due = min(_MAX_PER_TICK, int(options.rate * (now - start)) - count)
-            ts = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode()
+            ts = templates.now()
             batches: list[list[bytes]] = [[] for _ in conns]
             for n in range(max(0, due)):
                 packet_id = packet_id % 65535 + 1
