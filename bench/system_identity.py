@@ -28,8 +28,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -282,6 +283,13 @@ def _sizes(options: argparse.Namespace, fits: int) -> None:
         raise SystemExit("--devices must hold the fleet, the alarm probes and the silent devices")
 
 
+async def _cancellable(work: Coroutine[None, None, IdentityResults]) -> IdentityResults:
+    """SIGTERM cancels the run: its broker, devices, service and database are cleaned up."""
+    task = asyncio.ensure_future(work)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    return await task
+
+
 def main() -> None:
     parser = build_parser(__doc__, PHASES)
     parser.set_defaults(phases=DEFAULT_PHASES)
@@ -302,7 +310,7 @@ def main() -> None:
         f"identity benchmark: {options.devices:,} registered, fleet {options.fleet:,} (at most"
         f" {fits:,} fit), storm {options.storm_sizes}, target {options.rate:,.0f}/s"
     )
-    results = asyncio.run(run(options))
+    results = asyncio.run(_cancellable(run(options)))
     text = report_identity(results)
     print()
     print(text, flush=True)
